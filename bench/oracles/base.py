@@ -1,0 +1,290 @@
+"""What every oracle shares: settings, results, caching and the relaxation loop.
+
+An oracle is a factory of ASE calculators plus two operations, a single point
+and a relaxation, both cached in an optional :class:`~bench.store.ResultStore`.
+Subclasses only say how to build the calculator (:meth:`Oracle.make_calculator`).
+
+Charge and spin travel with the molecule as ``atoms.info["charge"]`` and
+``atoms.info["multiplicity"]`` (defaults 0 and the lowest multiplicity allowed
+by the electron count), which is how :func:`bench.data.MoleculeRecord.to_atoms`
+writes them.
+
+Step counting
+-------------
+:attr:`RelaxResult.n_steps` is ASE's ``Optimizer.get_number_of_steps()`` after
+the run: the number of position updates the optimizer made. A structure already
+below ``fmax`` takes 0 steps; a BFGS run that updates the positions 12 times and
+then finds ``max|F| < fmax`` takes 12 steps (and 13 force evaluations). The
+study's speedups are ratios of exactly this number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from bench.data.validate import check_molecule, default_multiplicity
+from bench.errors import InputError, OracleFailure
+from bench.store import ResultStore, geometry_hash, settings_hash
+
+OPTIMIZERS: dict[str, str] = {
+    "BFGS": "ase.optimize:BFGS",
+    "LBFGS": "ase.optimize:LBFGS",
+    "FIRE": "ase.optimize:FIRE",
+    "BFGSLineSearch": "ase.optimize:BFGSLineSearch",
+}
+
+
+def resolve_optimizer(name: str) -> type:
+    """The ASE optimizer class called ``name``."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"Unknown ASE optimizer {name!r}, choose from {sorted(OPTIMIZERS)}")
+    module, attr = OPTIMIZERS[name].split(":")
+    return getattr(__import__(module, fromlist=[attr]), attr)
+
+
+def charge_and_multiplicity(atoms: Atoms) -> tuple[int, int]:
+    """Charge and multiplicity of ``atoms`` (from ``atoms.info``, with defaults)."""
+    charge = int(atoms.info.get("charge", 0))
+    mult = atoms.info.get("multiplicity")
+    return charge, int(mult) if mult is not None else default_multiplicity(atoms.numbers, charge)
+
+
+@dataclass(frozen=True)
+class SinglePointResult:
+    """Energy and forces of one geometry, or the reason there are none."""
+
+    status: str  # "ok" or "failed"
+    energy_ev: float = float("nan")
+    forces_ev_ang: np.ndarray | None = None
+    wall_s: float = 0.0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class RelaxResult:
+    """Outcome of one relaxation.
+
+    ``status`` is ``"converged"``, ``"not_converged"`` (hit ``max_steps``) or
+    ``"failed"`` (the oracle raised; ``message`` says why, and the numbers are
+    those of the last good geometry, NaN if there was none).
+    """
+
+    converged: bool
+    n_steps: int
+    n_force_calls: int
+    energy_ev: float
+    positions_ang: np.ndarray
+    wall_s: float
+    status: str
+    message: str = ""
+    fmax_ev_ang: float = float("nan")
+    settings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["positions_ang"] = np.asarray(self.positions_ang).tolist()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RelaxResult":
+        return cls(**{**d, "positions_ang": np.asarray(d["positions_ang"], dtype=float)})
+
+
+class Oracle:
+    """Base class of the oracles: ASE calculators with cached single points and relaxations.
+
+    Parameters
+    ----------
+    store : ResultStore, optional
+        Cache for results; without it nothing is cached.
+    **settings
+        Oracle-specific settings (see each subclass's ``Settings``); they are part
+        of every cache key and every run manifest.
+    """
+
+    name: ClassVar[str] = ""
+    Settings: ClassVar[type] = object
+    #: Elements the oracle treats; ``None`` for all.
+    elements: ClassVar[frozenset[int] | None] = None
+
+    def __init__(self, store: ResultStore | None = None, **settings: Any) -> None:
+        self.settings = self.Settings(**settings)
+        self.store = store
+
+    # -- to be provided by subclasses -------------------------------------------------
+    def make_calculator(self, atoms: Atoms) -> Calculator:
+        """A fresh ASE calculator for this molecule (charge and spin from ``atoms.info``)."""
+        raise NotImplementedError
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the codes behind the oracle (part of the cache key)."""
+        return {}
+
+    # -- shared machinery ------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """Everything that identifies this oracle's numbers (for manifests and keys)."""
+        return {"oracle": self.name, "settings": dataclasses.asdict(self.settings), "versions": self.versions()}
+
+    @property
+    def key(self) -> str:
+        """Short hash of :meth:`describe`: the store key prefix of this oracle."""
+        return f"{self.name}-{settings_hash(self.describe())}"
+
+    def check(self, atoms: Atoms, name: str = "molecule") -> None:
+        """Raise :class:`InputError` if the oracle cannot treat ``atoms``."""
+        charge, mult = charge_and_multiplicity(atoms)
+        check_molecule(name, atoms.numbers, atoms.positions, charge, mult, self.elements)
+
+    def _attach(self, atoms: Atoms, name: str) -> tuple[Atoms, list[int]]:
+        """Copy ``atoms`` with a fresh calculator whose calls are counted and whose
+        results are checked for NaN/inf (raised as :class:`OracleFailure`)."""
+        atoms = atoms.copy()
+        try:
+            calc = self.make_calculator(atoms)
+        except InputError as exc:  # e.g. no force-field parameters: name the molecule
+            raise type(exc)(f"{name}: {exc}") from exc
+        counter = [0]
+        inner = calc.calculate
+
+        def calculate(*args: Any, **kwargs: Any) -> None:
+            counter[0] += 1
+            try:
+                inner(*args, **kwargs)
+            except OracleFailure:
+                raise
+            except Exception as exc:  # any failure inside the QC code becomes an OracleFailure
+                raise OracleFailure(f"{self.name}: {type(exc).__name__}: {exc}") from exc
+            for prop in ("energy", "forces"):
+                value = calc.results.get(prop)
+                if value is not None and not np.all(np.isfinite(value)):
+                    raise OracleFailure(f"{self.name}: non-finite {prop} returned")
+
+        calc.calculate = calculate  # instance-level wrap: counts every evaluation
+        atoms.calc = calc
+        return atoms, counter
+
+    def _cache_key(self, what: str, atoms: Atoms, extra: dict[str, Any] | None = None) -> str:
+        charge, mult = charge_and_multiplicity(atoms)
+        geo = geometry_hash(atoms.numbers, atoms.positions, charge, mult)
+        return f"{self.key}/{settings_hash(extra or {})}/{geo}"
+
+    def single_point(self, atoms: Atoms, name: str = "molecule") -> SinglePointResult:
+        """Energy (eV) and forces (eV/A) of ``atoms``; failures returned, not raised.
+
+        Raises
+        ------
+        InputError
+            If the molecule cannot be treated at all (checked before computing).
+        """
+        self.check(atoms, name)
+        key = self._cache_key("single_point", atoms)
+        if self.store is not None and (hit := self.store.get("single_point", key)) is not None:
+            return SinglePointResult(**{**hit, "forces_ev_ang": _array_or_none(hit["forces_ev_ang"])})
+        work, _ = self._attach(atoms, name)
+        t0 = time.perf_counter()
+        try:
+            energy = float(work.get_potential_energy())
+            forces = np.array(work.get_forces())
+            result = SinglePointResult("ok", energy, forces, time.perf_counter() - t0)
+        except OracleFailure as exc:
+            result = SinglePointResult("failed", wall_s=time.perf_counter() - t0, message=str(exc))
+        if self.store is not None:
+            self.store.put("single_point", key, dataclasses.asdict(result))
+        return result
+
+    def relax(
+        self,
+        atoms: Atoms,
+        fmax: float = 0.03,
+        optimizer: str = "BFGS",
+        max_steps: int = 1000,
+        name: str = "molecule",
+        trajectory: list[np.ndarray] | None = None,
+    ) -> RelaxResult:
+        """Relax ``atoms`` with an ASE optimizer until ``max|F| < fmax`` (eV/A).
+
+        Steps are counted as ASE's ``get_number_of_steps()`` (see the module
+        docstring); ``n_force_calls`` counts every oracle evaluation. Oracle
+        failures are returned as ``status="failed"``, never raised.
+
+        Parameters
+        ----------
+        atoms : ase.Atoms
+            Start geometry; not modified.
+        fmax : float
+            Convergence threshold on the largest atomic force, eV/A (study: 0.03).
+        optimizer : str
+            A name in :data:`OPTIMIZERS` (study: ``"BFGS"``, ASE defaults).
+        max_steps : int
+            Give up after this many steps (``status="not_converged"``).
+        name : str
+            Molecule name for error messages.
+        trajectory : list, optional
+            If given, every visited geometry is appended to it (not cached: a
+            cache hit leaves it empty).
+        """
+        if fmax <= 0 or max_steps < 0:
+            raise ValueError(f"fmax must be > 0 and max_steps >= 0, got {fmax}, {max_steps}")
+        self.check(atoms, name)
+        settings = {"fmax": fmax, "optimizer": optimizer, "max_steps": max_steps}
+        key = self._cache_key("relax", atoms, settings)
+        if self.store is not None and trajectory is None and (hit := self.store.get("relax", key)) is not None:
+            return RelaxResult.from_dict(hit)
+        result = self._run_relaxation(atoms, name, resolve_optimizer(optimizer), settings, trajectory)
+        if self.store is not None:
+            self.store.put("relax", key, result.to_dict())
+        return result
+
+    def _run_relaxation(
+        self, atoms: Atoms, name: str, opt_class: type, settings: dict, trajectory: list[np.ndarray] | None
+    ) -> RelaxResult:
+        work, counter = self._attach(atoms, name)
+        opt = opt_class(work, logfile=None)
+        t0 = time.perf_counter()
+        converged = False
+        last_good = (float("nan"), atoms.positions.copy(), float("nan"))
+        try:
+            for converged in opt.irun(fmax=settings["fmax"], steps=settings["max_steps"]):
+                # irun has just evaluated this geometry: read the calculator's results
+                # directly (another get_forces() would only re-check the cache).
+                res = work.calc.results
+                last_good = (float(res["energy"]), work.positions.copy(),
+                             float(np.linalg.norm(res["forces"], axis=1).max()))
+                if trajectory is not None:
+                    trajectory.append(work.positions.copy())
+            status, message = ("converged", "") if converged else (
+                "not_converged", f"max_steps={settings['max_steps']} reached")
+        except OracleFailure as exc:
+            converged, status, message = False, "failed", str(exc)
+        energy, positions, fmax_reached = last_good
+        return RelaxResult(
+            converged=bool(converged),
+            n_steps=int(opt.get_number_of_steps()),
+            n_force_calls=counter[0],
+            energy_ev=energy,
+            positions_ang=positions,
+            wall_s=time.perf_counter() - t0,
+            status=status,
+            message=message,
+            fmax_ev_ang=fmax_reached,
+            settings=settings,
+        )
+
+
+def _array_or_none(value: Any) -> np.ndarray | None:
+    return None if value is None else np.asarray(value, dtype=float)
+
+
+__all__ = ["Oracle", "RelaxResult", "SinglePointResult", "InputError", "OracleFailure",
+           "resolve_optimizer", "charge_and_multiplicity", "OPTIMIZERS"]
