@@ -1,0 +1,34 @@
+# edm-bench: `make run` and `make test` work on a fresh clone (they set everything up).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.edm-bench-installed
+
+.PHONY: setup run test test-slow test-all clean
+
+setup: $(STAMP)
+
+# torch is pinned and installed first so that nothing pulls a CUDA build; the
+# project install builds the C++ extension (CMake through scikit-build-core).
+$(STAMP): pyproject.toml CMakeLists.txt $(wildcard kernels/csrc/*)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -c "import kernels; print('C++ kernels:', 'built' if kernels.cpp_available() else kernels.cpp_unavailable_reason())"
+	touch $@
+
+run: setup
+	$(BIN)/edm-bench run
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# Heavy tests: DFT (pyscf) and slow builds; CI runs them too.
+test-slow: setup
+	$(BIN)/python -m pytest -q -m "slow or dft"
+
+test-all: test test-slow
+
+clean:
+	rm -rf build $(VENV) .pytest_cache runs

@@ -1,0 +1,91 @@
+"""The ``edm-bench`` command line: thin wrappers over the library (every command
+is a function callable from Python)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(help="Benchmarks of molecular diffusion denoisers on the potential energy surface.",
+                  no_args_is_help=True, add_completion=False)
+data_app = typer.Typer(help="Build, inspect and read datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("build")
+def data_build(
+    name: Annotated[str, typer.Argument(help="Recipe: qm9-xtb, drugs-xtb or zinc-xtb.")],
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N SMILES.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder (default: datasets/NAME).")] = None,
+    smiles: Annotated[Optional[Path], typer.Option(help="SMILES file (default: the recipe's shared file).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Worker processes (default: all cores).")] = None,
+    dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
+) -> None:
+    """Build a dataset from SMILES: ETKDG + MMFF94 start, GFN2-xTB ground state. Resumable."""
+    from bench.data.build import build_dataset
+
+    manifest = build_dataset(name, out_dir=out, smiles_path=smiles, limit=limit, workers=workers, dask=dask)
+    typer.echo(json.dumps({k: manifest[k] for k in ("name", "n_molecules", "rejects", "start_minus_ground_kcal_mol")}
+                          | {"splits": {s: v["n_molecules"] for s, v in manifest["splits"].items()}}, indent=2))
+
+
+@data_app.command("info")
+def data_info(
+    name: Annotated[str, typer.Argument(help="A shipped set's name or a built folder.")],
+    verify: Annotated[bool, typer.Option(help="Recompute the content hashes.")] = False,
+) -> None:
+    """Print a dataset's sizes, settings and content hashes."""
+    from bench.data import load_dataset, read_manifest
+
+    manifest = read_manifest(name)
+    if verify:
+        for split in manifest["splits"]:
+            load_dataset(name, split, verify=True)
+    typer.echo(json.dumps(manifest, indent=2))
+    if verify:
+        typer.echo("content hashes verified")
+
+
+@data_app.command("read")
+def data_read(
+    path: Annotated[Path, typer.Argument(help="A molecule file or folder (xyz, QM9 xyz, sdf, EDM npz, GEOM npy).")],
+    skip_bad: Annotated[bool, typer.Option(help="Skip bad records (reported) instead of failing.")] = False,
+) -> None:
+    """Read molecules from a file and print one line per molecule."""
+    from ase.data import chemical_symbols
+
+    from bench.data import read_molecules
+
+    for mol in read_molecules(path, on_error="skip" if skip_bad else "raise"):
+        formula = "".join(f"{chemical_symbols[z]}" for z in mol.numbers)
+        typer.echo(f"{mol.id}\t{len(mol.numbers)} atoms\tcharge {mol.charge}\t{mol.smiles or formula}")
+
+
+@app.command("run")
+def run_cmd(
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/<dataset>-<split>-<oracle>).")] = None,
+    dataset: Annotated[str, typer.Option(help="Shipped set or built folder.")] = "qm9-xtb",
+    split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+    n_molecules: Annotated[int, typer.Option("--n-molecules", "-n", help="Seeded random subset size.")] = 100,
+    seed: Annotated[int, typer.Option(help="Seed of the molecule choice.")] = 0,
+    oracle: Annotated[str, typer.Option(help="xtb, dft, mmff or uff.")] = "xtb",
+    methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
+    fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
+    store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
+) -> None:
+    """Run the relaxation tasks on a dataset split and write tables, summary and report."""
+    from bench.runner import RunSettings, print_summary, run
+
+    settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
+                           methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax)
+    out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
+    summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
+    print_summary(summary)
+    typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

@@ -1,0 +1,162 @@
+"""``edm-bench run``: run the relaxation tasks on a dataset split and write a run folder.
+
+A run folder holds ``manifest.json`` (versions, git revision, hardware, every
+setting), per-molecule tables (``energy.csv``/``.parquet``, ``relax.csv``/``.parquet``),
+per-method summaries, ``summary.json`` (headline metrics) and ``report.md``.
+All oracle work goes through the results store, so a rerun, or a run killed and
+started again, only computes what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.baselines import resolve_baseline
+from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
+from bench.manifest import make_manifest
+from bench.oracles import get_oracle
+from bench.store import ResultStore
+from bench.tasks import energy_above_ground, make_starts, relax_from_starts, summarise_energy, summarise_relax
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What a run computes; recorded whole in its manifest."""
+
+    dataset: str = "qm9-xtb"
+    split: str = "test"
+    n_molecules: int = 100
+    seed: int = 0
+    oracle: str = "xtb"
+    oracle_settings: dict[str, Any] = field(default_factory=dict)
+    methods: tuple[str, ...] = ("mmff", "uff", "etkdg")
+    fmax_ev_ang: float = 0.03
+    optimizer: str = "BFGS"
+    max_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.n_molecules < 1:
+            raise ValueError(f"n_molecules must be >= 1, got {self.n_molecules}")
+        if "mmff" not in self.methods:
+            raise ValueError("methods must include 'mmff', the reference of every speedup")
+        for m in self.methods:
+            resolve_baseline(m)
+
+
+def select(n_total: int, n: int, seed: int) -> np.ndarray:
+    """Indices of a seeded random choice of ``n`` of ``n_total`` molecules, sorted."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_total, size=min(n, n_total), replace=False))
+
+
+def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, progress: bool = True) -> dict[str, Any]:
+    """Run the tasks and write the run folder; return the summary."""
+    t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    molecules = load_dataset(settings.dataset, settings.split)
+    records = [molecules[int(i)] for i in select(len(molecules), settings.n_molecules, settings.seed)]
+    store = ResultStore(store_path or out_dir / "store.sqlite")
+    oracle = get_oracle(settings.oracle, store=store, **settings.oracle_settings)
+
+    manifest = make_manifest({
+        "run": {**settings.__dict__, "methods": list(settings.methods)},
+        "dataset": {"name": settings.dataset, "split": settings.split,
+                    "content_sha256": read_manifest(settings.dataset)["splits"][settings.split]["content_sha256"],
+                    "ids": [r.id for r in records]},
+        "oracle": oracle.describe(),
+        "units": {"energy": "kcal/mol (tables), eV (relaxed_energy_ev)", "fmax": "eV/A"},
+        "step_counting": "ASE Optimizer.get_number_of_steps()",
+    })
+    write_json_atomic(out_dir / "manifest.json", manifest)
+
+    starts = make_starts(records, {m: resolve_baseline(m) for m in settings.methods}, progress=progress)
+    energy = energy_above_ground(records, starts, oracle, progress=progress)
+    relax = relax_from_starts(records, starts, oracle, fmax=settings.fmax_ev_ang, optimizer=settings.optimizer,
+                              max_steps=settings.max_steps, progress=progress)
+    tables = {"energy": energy, "relax": relax, "energy_summary": summarise_energy(energy),
+              "relax_summary": summarise_relax(relax)}
+    for name, df in tables.items():
+        _write_table(df, out_dir / name)
+
+    label = f"{settings.dataset}/{settings.split}/{oracle.name}/fmax={settings.fmax_ev_ang}"
+    summary = {
+        "label": label,
+        "n_molecules": len(records),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "methods": {},
+    }
+    esum = tables["energy_summary"].set_index("method")
+    rsum = tables["relax_summary"].set_index("method")
+    for m in settings.methods:
+        summary["methods"][m] = {
+            "energy_ratio": _num(esum.loc[m, "energy_ratio"]),
+            "median_energy_above_ground_kcal_mol": _num(esum.loc[m, "median_kcal_mol"]),
+            "mean_energy_above_ground_kcal_mol": _num(esum.loc[m, "mean_kcal_mol"]),
+            "median_speedup": _num(rsum.loc[m, "median_speedup"]),
+            "p25_speedup": _num(rsum.loc[m, "p25_speedup"]),
+            "p75_speedup": _num(rsum.loc[m, "p75_speedup"]),
+            "fraction_slower": _num(rsum.loc[m, "fraction_slower"]),
+            "median_steps": _num(rsum.loc[m, "median_steps"]),
+            "n_failed": int(esum.loc[m, "n_failed"] + rsum.loc[m, "n_failed"]),
+        }
+    write_json_atomic(out_dir / "summary.json", summary)
+    (out_dir / "report.md").write_text(_report(summary, tables, manifest))
+    store.close()
+    return summary
+
+
+def _num(x: Any) -> float | None:
+    return None if pd.isna(x) else round(float(x), 4)
+
+
+def _write_table(df: pd.DataFrame, stem: Path) -> None:
+    df.to_csv(stem.with_suffix(".csv"), index=False)
+    df.to_parquet(stem.with_suffix(".parquet"), index=False)
+
+
+def _report(summary: dict[str, Any], tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> str:
+    lines = [
+        f"# edm-bench run: {summary['label']}",
+        "",
+        f"{summary['n_molecules']} molecules, {summary['wall_s']} s wall time, "
+        f"git {manifest['git_revision']}, {manifest['hardware']['cpu']} ({manifest['hardware']['cores']} cores).",
+        "",
+        "## Energy above the oracle ground state (kcal/mol)",
+        "",
+        tables["energy_summary"].to_markdown(index=False, floatfmt=".3g"),
+        "",
+        "## Oracle relaxation from each start (ASE BFGS; speedup = 1 - steps/steps_mmff)",
+        "",
+        tables["relax_summary"].to_markdown(index=False, floatfmt=".3g"),
+        "",
+        "Per-molecule rows: `energy.csv`, `relax.csv`; settings and versions: `manifest.json`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print the headline metrics as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{summary['label']} ({summary['n_molecules']} molecules, {summary['wall_s']} s)")
+    cols = ["median_energy_above_ground_kcal_mol", "energy_ratio", "median_steps", "median_speedup",
+            "p25_speedup", "p75_speedup", "fraction_slower", "n_failed"]
+    table.add_column("method")
+    for c in cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for method, vals in summary["methods"].items():
+        table.add_row(method, *("-" if vals[c] is None else f"{vals[c]:.3g}" for c in cols))
+    Console().print(table)
+
+
+def load_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "summary.json").read_text())

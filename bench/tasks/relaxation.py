@@ -1,0 +1,171 @@
+"""The relaxation tasks: energy above the ground state, and oracle steps saved.
+
+Definitions (PROTOCOLS.md):
+
+* energy above ground state of a start ``x``: ``E(x) - E(ground)`` with the same
+  oracle, kcal/mol.
+* speedup of a method over the reference (the MMFF start):
+  ``1 - steps_method / steps_reference``, steps counted as ASE's
+  ``get_number_of_steps()`` for BFGS with ``fmax`` (0.03 eV/A).
+* energy delta: ``E(relaxed from reference) - E(relaxed from method)``, kcal/mol;
+  positive when the reference-started relaxation ended higher.
+
+Failures are rows with ``status`` other than ``"ok"`` and NaN numbers, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from bench.columns import Col
+from bench.data.records import MoleculeRecord
+from bench.errors import EdmBenchError
+from bench.oracles.base import Oracle
+from bench.units import EV_TO_KCAL_MOL
+
+#: The method every speedup and energy delta is measured against.
+REFERENCE = "mmff"
+
+
+@dataclass(frozen=True)
+class Start:
+    """A method's start geometry for one record, or why there is none."""
+
+    positions: np.ndarray | None
+    message: str = ""
+
+
+Starts = dict[str, list[Start]]
+
+
+def make_starts(records: Sequence[MoleculeRecord], methods: dict[str, Callable[[MoleculeRecord], np.ndarray]],
+                progress: bool = True) -> Starts:
+    """Apply every method to every record; a failing record gets a message, not an exception."""
+    out: Starts = {}
+    for name, fn in methods.items():
+        starts = []
+        for rec in tqdm(records, desc=f"starts {name}", disable=not progress, leave=False):
+            try:
+                starts.append(Start(np.asarray(fn(rec), dtype=float)))
+            except (EdmBenchError, ValueError) as exc:
+                starts.append(Start(None, str(exc)))
+        out[name] = starts
+    return out
+
+
+def _with_positions(record: MoleculeRecord, positions: np.ndarray):
+    atoms = record.to_atoms("start")
+    atoms.positions = positions
+    return atoms
+
+
+def energy_above_ground(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle,
+                        progress: bool = True) -> pd.DataFrame:
+    """Oracle energy of each start above the record's ground state (kcal/mol).
+
+    The ground-state energy is recomputed with ``oracle`` (cached), so the
+    difference is always taken within one level of theory.
+    """
+    rows = []
+    for i, rec in enumerate(tqdm(records, desc="energy above ground", disable=not progress, leave=False)):
+        ground = oracle.single_point(rec.to_atoms("ground"), name=rec.id)
+        for method, method_starts in starts.items():
+            start = method_starts[i]
+            row = {Col.ID: rec.id, Col.METHOD: method, Col.N_ATOMS: rec.n_atoms,
+                   Col.ENERGY_ABOVE_GROUND: np.nan, Col.STATUS: "ok", Col.MESSAGE: ""}
+            if start.positions is None:
+                row.update({Col.STATUS: "no_start", Col.MESSAGE: start.message})
+            elif not ground.ok:
+                row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: f"ground state: {ground.message}"})
+            else:
+                sp = oracle.single_point(_with_positions(rec, start.positions), name=rec.id)
+                if sp.ok:
+                    row[Col.ENERGY_ABOVE_GROUND] = (sp.energy_ev - ground.energy_ev) * EV_TO_KCAL_MOL
+                else:
+                    row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: sp.message})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def relax_from_starts(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle, fmax: float = 0.03,
+                      optimizer: str = "BFGS", max_steps: int = 1000, progress: bool = True) -> pd.DataFrame:
+    """Relax every start with the oracle; steps, cost and final energies per (molecule, method).
+
+    Adds ``speedup`` and ``delta_e_kcal_mol`` against the :data:`REFERENCE` method
+    when it is among ``starts``.
+    """
+    rows = []
+    for i, rec in enumerate(tqdm(records, desc="oracle relaxations", disable=not progress, leave=False)):
+        for method, method_starts in starts.items():
+            start = method_starts[i]
+            row = {Col.ID: rec.id, Col.METHOD: method, Col.N_ATOMS: rec.n_atoms, Col.N_STEPS: np.nan,
+                   Col.N_FORCE_CALLS: np.nan, Col.WALL_S: np.nan, Col.RELAXED_ENERGY: np.nan,
+                   Col.CONVERGED: False, Col.STATUS: "ok", Col.MESSAGE: ""}
+            if start.positions is None:
+                row.update({Col.STATUS: "no_start", Col.MESSAGE: start.message})
+            else:
+                res = oracle.relax(_with_positions(rec, start.positions), fmax=fmax, optimizer=optimizer,
+                                   max_steps=max_steps, name=rec.id)
+                row.update({Col.N_STEPS: res.n_steps, Col.N_FORCE_CALLS: res.n_force_calls, Col.WALL_S: res.wall_s,
+                            Col.RELAXED_ENERGY: res.energy_ev, Col.CONVERGED: res.converged,
+                            Col.STATUS: "ok" if res.converged else res.status, Col.MESSAGE: res.message})
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    return add_speedup(df)
+
+
+def add_speedup(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Per-molecule speedup and energy delta against the ``reference`` method's row."""
+    df = df.copy()
+    if reference not in set(df[Col.METHOD]):
+        df[Col.SPEEDUP] = np.nan
+        df[Col.DELTA_E] = np.nan
+        df[Col.REFERENCE_N_STEPS] = np.nan
+        return df
+    ref = df[df[Col.METHOD] == reference].set_index(Col.ID)
+    ok_ref = ref[Col.STATUS] == "ok"
+    ref_steps = df[Col.ID].map(ref[Col.N_STEPS].where(ok_ref))
+    ref_energy = df[Col.ID].map(ref[Col.RELAXED_ENERGY].where(ok_ref))
+    ok = df[Col.STATUS] == "ok"
+    df[Col.REFERENCE_N_STEPS] = ref_steps
+    # A reference that took 0 steps leaves nothing to speed up: undefined, not infinite.
+    df[Col.SPEEDUP] = np.where(ok & (ref_steps > 0), 1.0 - df[Col.N_STEPS] / ref_steps, np.nan)
+    df[Col.DELTA_E] = np.where(ok, (ref_energy - df[Col.RELAXED_ENERGY]) * EV_TO_KCAL_MOL, np.nan)
+    return df
+
+
+def summarise_energy(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
+    """Per method: mean and median energy above ground, the ratio reference/method
+    of medians, and failure counts."""
+    out = []
+    ref_median = df.loc[(df[Col.METHOD] == reference) & (df[Col.STATUS] == "ok"), Col.ENERGY_ABOVE_GROUND].median()
+    for method, g in df.groupby(Col.METHOD, sort=False):
+        e = g.loc[g[Col.STATUS] == "ok", Col.ENERGY_ABOVE_GROUND]
+        out.append({Col.METHOD: method, "n": len(g), "n_failed": int((g[Col.STATUS] != "ok").sum()),
+                    "mean_kcal_mol": e.mean(), "median_kcal_mol": e.median(),
+                    "energy_ratio": ref_median / e.median() if len(e) and e.median() > 0 else np.nan})
+    return pd.DataFrame(out)
+
+
+def summarise_relax(df: pd.DataFrame, delta_cut_kcal_mol: float = 0.2) -> pd.DataFrame:
+    """Per method: median, 25th and 75th percentile speedup (all molecules, and
+    excluding ``abs(delta_e) > delta_cut``), fraction slower, steps, force calls,
+    oracle time, and failure counts."""
+    out = []
+    for method, g in df.groupby(Col.METHOD, sort=False):
+        s = g[Col.SPEEDUP].dropna()
+        same_basin = g.loc[g[Col.DELTA_E].abs() <= delta_cut_kcal_mol, Col.SPEEDUP].dropna()
+        out.append({
+            Col.METHOD: method, "n": len(g), "n_failed": int((g[Col.STATUS] != "ok").sum()),
+            "median_speedup": s.median(), "p25_speedup": s.quantile(0.25), "p75_speedup": s.quantile(0.75),
+            "median_speedup_same_basin": same_basin.median(), "n_same_basin": len(same_basin),
+            "fraction_slower": float((s < 0).mean()) if len(s) else np.nan,
+            "median_steps": g[Col.N_STEPS].median(), "total_force_calls": g[Col.N_FORCE_CALLS].sum(),
+            "total_oracle_s": g[Col.WALL_S].sum(), "median_delta_e_kcal_mol": g[Col.DELTA_E].median(),
+        })
+    return pd.DataFrame(out)

@@ -1,0 +1,103 @@
+"""The dataset builder: records, rejects with reasons, resume, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.data import load_dataset, read_manifest
+from bench.data.build import BuildSettings, build_dataset, split_of
+from bench.oracles import get_oracle
+from bench.units import EV_TO_KCAL_MOL
+
+SMILES = ["CCO", "C1CC", "C.C", "[CH3]", "OC(=O)C[NH3+]", "NC(=O)C=O", "CC#N", "C[NH3+]"]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("build")
+    smiles = root / "in.smi"
+    smiles.write_text("\n".join(SMILES) + "\n")
+    calls = []
+    manifest = build_dataset("qm9-xtb", out_dir=root / "set", smiles_path=smiles, workers=1, progress=False,
+                             on_result=calls.append)
+    return root, manifest, calls
+
+
+def all_records(path):
+    return [r for split in ("train", "valid", "test") for r in load_dataset(path, split, verify=True)]
+
+
+def test_rejects_are_listed_with_stage_and_reason(built):
+    root, manifest, calls = built
+    assert len(calls) == len(SMILES)
+    with open(root / "set" / "rejects.csv", newline="") as fh:
+        rejects = {r["smiles"]: r for r in csv.DictReader(fh)}
+    assert rejects["C1CC"]["stage"] == "parse" and "cannot parse" in rejects["C1CC"]["reason"]
+    assert rejects["C.C"]["reason"] == "disconnected fragments"
+    assert set(rejects) == {"C1CC", "C.C"}
+    records = all_records(root / "set")
+    assert len(records) + len(rejects) == len(SMILES)
+    assert manifest["rejects"]["n"] == len(rejects)
+    assert sum(manifest["rejects"]["by_stage"].values()) == len(rejects)
+
+
+def test_records_carry_graph_charge_and_a_deterministic_split(built):
+    root, _, _ = built
+    records = {r.smiles: r for r in all_records(root / "set")}
+    assert {"CCO", "CC#N", "C[NH3+]"} <= set(records)
+    assert records["C[NH3+]"].charge == 1 and records["CCO"].charge == 0
+    assert records["[CH3]"].multiplicity == 2  # a radical: open shell, passed to xTB as uhf=1
+    for smi, rec in records.items():
+        assert rec.multiplicity == (2 if smi == "[CH3]" else 1)
+        assert rec.split == split_of(smi, BuildSettings().split_fractions)
+        assert rec.id.startswith("qm9-xtb-00000") and SMILES[int(rec.id[-6:])] in (smi, "OC(=O)C[NH3+]")
+        np.testing.assert_allclose(rec.start_positions.mean(axis=0), 0, atol=1e-5)
+
+
+def test_ground_states_are_minima_below_their_starts(built):
+    root, _, _ = built
+    xtb = get_oracle("xtb")
+    for rec in all_records(root / "set"):
+        ground = xtb.single_point(rec.to_atoms("ground"))
+        start = xtb.single_point(rec.to_atoms("start"))
+        assert np.abs(ground.forces_ev_ang).max() < 0.0055, rec.smiles  # fmax 0.005 + float32 storage
+        assert ground.energy_ev == pytest.approx(rec.ground_energy, abs=1e-4)
+        assert start.energy_ev == pytest.approx(rec.start_energy, abs=1e-4)
+        assert (rec.start_energy - rec.ground_energy) * EV_TO_KCAL_MOL > -1e-3
+
+
+def test_a_second_build_resumes_without_recomputing(built):
+    root, manifest, _ = built
+    calls = []
+    again = build_dataset("qm9-xtb", out_dir=root / "set", smiles_path=root / "in.smi", workers=1,
+                          progress=False, on_result=calls.append)
+    assert calls == []
+    assert {s: v["content_sha256"] for s, v in again["splits"].items()} == \
+           {s: v["content_sha256"] for s, v in manifest["splits"].items()}
+
+
+def test_cli_build_writes_a_loadable_dataset(tmp_path):
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("C\nO\nN\n")
+    result = CliRunner().invoke(app, ["data", "build", "qm9-xtb", "--limit", "2", "--out", str(tmp_path / "d"),
+                                      "--smiles", str(smiles), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    manifest = read_manifest(tmp_path / "d")
+    assert manifest["n_molecules"] == 2 and manifest["source"]["lines_used"] == 2
+    assert manifest["settings"]["ground_fmax"] == 0.005
+    got = sorted(r.smiles for r in all_records(tmp_path / "d"))
+    assert got == ["C", "O"]
+
+
+def test_unknown_recipe_and_bad_settings_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="choose from"):
+        build_dataset("qm7", out_dir=tmp_path)
+    with pytest.raises(ValueError, match="ground_fmax"):
+        BuildSettings(ground_fmax=0.1)
+    with pytest.raises(FileNotFoundError, match="--smiles"):
+        build_dataset("qm9-xtb", out_dir=tmp_path, smiles_path=tmp_path / "missing.smi")
