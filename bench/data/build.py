@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
+import itertools
 import os
 import platform
 import time
@@ -53,6 +54,9 @@ class BuildSettings:
     ground_fmax: float = 0.005
     ground_optimizer: str = "BFGS"
     ground_max_steps: int = 3000
+    #: With several conformers: relax each to this fmax first, then only the
+    #: lowest to ``ground_fmax`` (``None``: every conformer to ``ground_fmax``).
+    screen_fmax: float | None = None
     #: bond broken if longer than this times the sum of covalent radii ...
     bond_break_factor: float = 1.3
     #: ... and a new bond if an unbonded pair is shorter than this times the sum.
@@ -64,6 +68,13 @@ class BuildSettings:
             raise ValueError("n_conformers must be >= 1")
         if not 0 < self.ground_fmax <= 0.03:
             raise ValueError(f"ground_fmax must be in (0, 0.03] eV/A, got {self.ground_fmax}")
+        if self.screen_fmax is not None and self.screen_fmax < self.ground_fmax:
+            raise ValueError(f"screen_fmax ({self.screen_fmax}) must be >= ground_fmax ({self.ground_fmax})")
+
+    def key(self) -> str:
+        """Hash of the settings; unset (``None``) options are left out, so adding an
+        option does not invalidate work done before it existed."""
+        return settings_hash({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
         if abs(sum(self.split_fractions) - 1) > 1e-9 or min(self.split_fractions) < 0:
             raise ValueError(f"split_fractions must be >= 0 and sum to 1, got {self.split_fractions}")
 
@@ -84,11 +95,13 @@ RECIPES: dict[str, Recipe] = {
         "QM9 molecules (GDB-9, up to 9 heavy atoms C, N, O, F), first lines of the shuffled SMILES list",
     ),
     "drugs-xtb": Recipe(
-        "drugs-xtb", SHARED_DATA / "real_formats" / "geom_drugs_smiles.txt", BuildSettings(n_conformers=3),
-        "GEOM-DRUGS test-set molecules; ground state = lowest of 3 xTB-relaxed conformers, start = MMFF-lowest",
+        "drugs-xtb", SHARED_DATA / "real_formats" / "geom_drugs_smiles.txt",
+        BuildSettings(n_conformers=3, screen_fmax=0.03),
+        "GEOM-DRUGS test-set molecules; ground state = lowest of 3 xTB-relaxed conformers (screened at "
+        "fmax 0.03, the lowest tightened to 0.005), start = MMFF-lowest",
     ),
     "zinc-xtb": Recipe(
-        "zinc-xtb", SHARED_DATA / "zinc_leq20nodes.txt", BuildSettings(n_conformers=3),
+        "zinc-xtb", SHARED_DATA / "zinc_leq20nodes.txt", BuildSettings(n_conformers=3, screen_fmax=0.03),
         "ZINC drug-like molecules with at most 20 heavy atoms (a smaller DRUGS-like set)",
     ),
 }
@@ -183,25 +196,33 @@ def build_molecule(source_index: int, smiles: str, name: str, settings: BuildSet
     if not sp.ok:
         return reject("oracle-start", sp.message)
 
-    best: tuple[float, np.ndarray] | None = None
-    failures: list[str] = []
-    n_steps: list[int] = []
-    for cid in conf_ids:
+    def relax(positions: np.ndarray, fmax: float, label: str) -> tuple[float, np.ndarray] | str:
+        """(energy, centred positions) of a converged relaxation, or why there is none."""
         atoms = start_atoms.copy()
-        pos = mol.GetConformer(cid).GetPositions()
-        atoms.positions = pos - pos.mean(axis=0)
-        res = oracle.relax(atoms, fmax=settings.ground_fmax, optimizer=settings.ground_optimizer,
+        atoms.positions = positions - positions.mean(axis=0)
+        res = oracle.relax(atoms, fmax=fmax, optimizer=settings.ground_optimizer,
                            max_steps=settings.ground_max_steps, name=f"{name}[{source_index}]")
+        n_steps.append(res.n_steps)
         if res.status != "converged":
-            failures.append(f"conformer {cid}: {res.status} {res.message}".strip())
-            continue
+            return f"{label}: {res.status} {res.message}".strip()
         changed = _topology_change(numbers, res.positions_ang, bonds, settings)
         if changed:
-            failures.append(f"conformer {cid}: topology changed during relaxation: {changed}")
-            continue
-        n_steps.append(res.n_steps)
-        if best is None or res.energy_ev < best[0]:
-            best = (res.energy_ev, res.positions_ang - res.positions_ang.mean(axis=0))
+            return f"{label}: topology changed during relaxation: {changed}"
+        return res.energy_ev, res.positions_ang - res.positions_ang.mean(axis=0)
+
+    screen = settings.screen_fmax if len(conf_ids) > 1 else None
+    n_steps: list[int] = []
+    failures: list[str] = []
+    candidates: list[tuple[float, np.ndarray]] = []
+    for cid in conf_ids:
+        out = relax(mol.GetConformer(cid).GetPositions(), screen or settings.ground_fmax, f"conformer {cid}")
+        (failures.append if isinstance(out, str) else candidates.append)(out)
+    best = min(candidates, key=lambda c: c[0]) if candidates else None
+    if best is not None and screen is not None:
+        out = relax(best[1], settings.ground_fmax, "lowest conformer, tight")
+        best = None if isinstance(out, str) else out
+        if isinstance(out, str):
+            failures.append(out)
     if best is None:
         stage = "topology" if all("topology" in f for f in failures) else "oracle-relax"
         return reject(stage, "; ".join(failures))
@@ -210,7 +231,7 @@ def build_molecule(source_index: int, smiles: str, name: str, settings: BuildSet
         "multiplicity": multiplicity, "start_positions": start_pos, "ground_positions": best[1],
         "start_energy_ev": sp.energy_ev, "ground_energy_ev": best[0],
         "split": split_of(canonical, settings.split_fractions), "relax_steps": n_steps,
-        "n_conformers_relaxed": len(n_steps), "wall_s": time.perf_counter() - t0,
+        "n_conformers_relaxed": len(candidates), "wall_s": time.perf_counter() - t0,
     }
 
 
@@ -232,6 +253,21 @@ def read_smiles(path: Path, limit: int | None = None) -> list[tuple[int, str]]:
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Worker initializer: on Linux, ask the kernel to SIGTERM this worker when the
+    driver dies, so a killed build never leaves orphan workers computing (and exit
+    at once if the driver died before this worker got here)."""
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+
 def make_executor(workers: int, dask: str | None) -> Executor:
     """Local processes, or a Dask cluster (``"local"`` or a scheduler address).
 
@@ -247,7 +283,8 @@ def make_executor(workers: int, dask: str | None) -> Executor:
         return client.get_executor()
     import multiprocessing as mp
 
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
 def build_dataset(
@@ -260,6 +297,7 @@ def build_dataset(
     settings: BuildSettings | None = None,
     progress: bool = True,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    checkpoint_s: float | None = 600.0,
 ) -> dict[str, Any]:
     """Build (or resume building) a dataset and write it to ``out_dir``.
 
@@ -279,6 +317,9 @@ def build_dataset(
         ``"local"`` for a Dask LocalCluster, or a scheduler address.
     settings : BuildSettings, optional
         Override the recipe's settings.
+    checkpoint_s : float, optional
+        Rewrite the dataset files from the finished molecules this often (seconds),
+        so that a build stopped at any time leaves a usable, consistent dataset.
 
     Returns
     -------
@@ -293,45 +334,110 @@ def build_dataset(
         raise FileNotFoundError(f"SMILES file {smiles_path} not found (pass --smiles PATH)")
     entries = read_smiles(smiles_path, limit)
     store = ResultStore(out_dir / "work" / "build.sqlite")
-    skey = settings_hash(dataclasses.asdict(settings))
+    skey = settings.key()
 
     def key(i: int, smi: str) -> str:
         return f"{skey}/{i}/{smi}"
 
+    _import_existing(out_dir, skey, store, key, dict(entries))
     done = store.keys("build")
     todo = [(i, s) for i, s in entries if key(i, s) not in done]
-    t0 = time.perf_counter()
+    t0 = last_checkpoint = time.perf_counter()
+
+    def finalise() -> dict[str, Any]:
+        rows = [row for i, s in entries if (row := store.get("build", key(i, s))) is not None]
+        return _finalise(recipe, settings, out_dir, smiles_path, rows, len(entries), time.perf_counter() - t0)
+
     if todo:
         from tqdm import tqdm
 
         n_workers = workers or os.cpu_count() or 1
         bar = tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"build {name}",
                    unit="mol", disable=not progress, smoothing=0.05)
-        with make_executor(n_workers, dask) as pool:
-            futures = {pool.submit(build_molecule, i, s, name, settings): (i, s) for i, s in todo}
-            n_rej = 0
-            for fut in as_completed(futures):
-                i, s = futures[fut]
-                try:
-                    row = fut.result()
-                except Exception as exc:  # a crashed worker is a reject, not a dead build
-                    row = {"source_index": i, "input_smiles": s, "status": "rejected", "stage": "worker",
-                           "reason": f"{type(exc).__name__}: {exc}"}
-                store.put("build", key(i, s), row)
-                n_rej += row["status"] != "ok"
-                if on_result is not None:
-                    on_result(row)
-                bar.update(1)
-                bar.set_postfix(rejected=n_rej)
-        bar.close()
-    rows = [store.get("build", key(i, s)) for i, s in entries]
-    manifest = _finalise(recipe, settings, out_dir, smiles_path, rows, limit, time.perf_counter() - t0)
+        pending = iter(todo)
+        n_rej = 0
+        try:
+            with make_executor(n_workers, dask) as pool:
+                # A bounded number in flight: molecules finish nearly in file order,
+                # so an interrupted build holds a prefix of the SMILES file.
+                in_flight = {}
+                for i, s in itertools.islice(pending, 2 * n_workers):
+                    in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s)
+                while in_flight:
+                    fut = next(as_completed(in_flight))
+                    i, s = in_flight.pop(fut)
+                    for j, t in itertools.islice(pending, 1):
+                        in_flight[pool.submit(build_molecule, j, t, name, settings)] = (j, t)
+                    try:
+                        row = fut.result()
+                    except Exception as exc:  # a crashed worker is a reject, not a dead build
+                        row = {"source_index": i, "input_smiles": s, "status": "rejected", "stage": "worker",
+                               "reason": f"{type(exc).__name__}: {exc}"}
+                    store.put("build", key(i, s), row)
+                    n_rej += row["status"] != "ok"
+                    if on_result is not None:
+                        on_result(row)
+                    bar.update(1)
+                    bar.set_postfix(rejected=n_rej)
+                    if checkpoint_s and time.perf_counter() - last_checkpoint > checkpoint_s:
+                        finalise()
+                        last_checkpoint = time.perf_counter()
+        except KeyboardInterrupt:
+            # Stopped by hand or SIGINT: write what is done, then stop.
+            finalise()
+            raise
+        finally:
+            bar.close()
+    manifest = finalise()
     store.close()
     return manifest
 
 
+def _import_existing(out_dir: Path, skey: str, store: ResultStore, key: Callable[[int, str], str],
+                     smiles_by_line: dict[int, str]) -> None:
+    """Seed the work store from a dataset already written in ``out_dir`` with the
+    same settings (a shipped set from git): a fresh clone resumes, not restarts.
+    A record is taken only if its SMILES-file line still canonicalises to it."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.is_file() or store.count("build"):
+        return
+    import json
+
+    from bench.data.dataset import load_dataset
+
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("settings_key") != skey:
+        return
+    items = []
+    for split in manifest["splits"]:
+        ms = load_dataset(out_dir, split)
+        a = ms.arrays
+        for k in range(len(ms)):
+            rec = ms[k]
+            row = {"source_index": int(a["source_index"][k]), "input_smiles": rec.smiles, "status": "ok",
+                   "smiles": rec.smiles, "numbers": rec.numbers.tolist(), "charge": rec.charge,
+                   "multiplicity": rec.multiplicity, "start_positions": rec.start_positions,
+                   "ground_positions": rec.ground_positions, "start_energy_ev": rec.start_energy,
+                   "ground_energy_ev": rec.ground_energy, "split": split, "imported": True}
+            line = smiles_by_line.get(row["source_index"])
+            parsed = Chem.MolFromSmiles(line) if line else None
+            if parsed is not None and Chem.MolToSmiles(parsed) == rec.smiles:
+                items.append((key(row["source_index"], line), {**row, "input_smiles": line}))
+    for r in iter_rejects(out_dir):
+        idx = int(r["source_index"])
+        if smiles_by_line.get(idx) == r["smiles"]:
+            items.append((key(idx, r["smiles"]), {"source_index": idx, "input_smiles": r["smiles"],
+                                                 "status": "rejected", "stage": r["stage"], "reason": r["reason"],
+                                                 "imported": True}))
+    store.put_many("build", items)
+
+
 def _finalise(recipe: Recipe, settings: BuildSettings, out_dir: Path, smiles_path: Path,
-              rows: list[dict[str, Any]], limit: int | None, wall_s: float) -> dict[str, Any]:
+              rows: list[dict[str, Any]], n_requested: int, wall_s: float) -> dict[str, Any]:
     ok = [r for r in rows if r["status"] == "ok"]
     rejected = [r for r in rows if r["status"] != "ok"]
     for r in ok:
@@ -357,8 +463,9 @@ def _finalise(recipe: Recipe, settings: BuildSettings, out_dir: Path, smiles_pat
         "name": recipe.name,
         "description": recipe.description,
         "source": {"smiles_file": smiles_path.name, "smiles_sha256": hashlib.sha256(smiles_path.read_bytes()).hexdigest(),
-                   "lines_used": len(rows), "limit": limit},
+                   "lines_requested": n_requested, "lines_done": len(rows), "complete": len(rows) == n_requested},
         "settings": dataclasses.asdict(settings),
+        "settings_key": settings.key(),
         "oracle": {"name": settings.oracle, "method": "GFN2-xTB", "code": "tblite", "energy_unit": "eV"},
         "versions": {p: version(p) for p in ("rdkit", "tblite", "ase", "numpy")},
         "platform": {"python": platform.python_version(), "machine": platform.machine()},

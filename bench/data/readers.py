@@ -22,19 +22,21 @@ There are two kinds of error:
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import re
 import tarfile
 import warnings
-import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from tokenize import TokenError
 from typing import IO, Any, NamedTuple
+from zipfile import BadZipFile
 
 import numpy as np
 from ase.data import atomic_numbers, chemical_symbols
@@ -56,6 +58,15 @@ NPZ_KEYS = ("num_atoms", "charges", "positions")
 
 #: Archives read member by member, in place (tarfile detects the compression).
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tar.bz2")
+
+#: Stem of an EDM GEOM atom-counts file, split around the ``n_`` that
+#: :func:`_counts_file_name` inserts into its conformer file's stem.
+_COUNTS_STEM = re.compile(r"^(?P<prefix>.*)n_(?P<tail>(?:no_h_)?\d+)$")
+
+#: What numpy raises on a damaged npy header (tokenize, ast) or npz zip directory.
+_DAMAGED_NUMPY_FILE = (
+    OSError, EOFError, ValueError, SyntaxError, TokenError, NotImplementedError, BadZipFile, zlib.error
+)
 
 #: RDKit's log-line prefix (``[12:00:00] ERROR: ``), removed from the reasons it gives.
 _RDKIT_LOG_PREFIX = re.compile(r"^\[[\d:.]+\]\s*(?:ERROR:\s*)?")
@@ -180,20 +191,21 @@ def _member_source(archive: _Source, tar: tarfile.TarFile, member: tarfile.TarIn
             return None
         return _member_source(archive, tar, other) if other.isfile() else None
 
-    return _Source(
-        f"{archive.name}/{member.name}", _stem(posixpath.basename(member.name)), partial(tar.extractfile, member), sibling
-    )
+    name = f"{archive.name}/{member.name}"
+    return _Source(name, _stem(posixpath.basename(member.name)), partial(tar.extractfile, member), sibling)
 
 
 def _folder_sources(folder: Path) -> list[_Source]:
-    """The folder's supported files, sorted by name.
-
-    A GEOM atom-counts file is read together with its conformer file, not as a
-    file of its own.
-    """
+    """The folder's supported files sorted by name, less GEOM atom-counts files."""
     files = sorted(p for p in folder.iterdir() if p.is_file() and _suffix(p.name))
-    counts_files = {_counts_file_name(_stem(p.name)) for p in files if _suffix(p.name) == ".npy"}
-    return [_disk_source(p) for p in files if p.name not in counts_files]
+    return [source for source in map(_disk_source, files) if not _is_geom_counts(source)]
+
+
+def _member_sources(archive: _Source, tar: tarfile.TarFile) -> Iterator[_Source]:
+    """The archive's supported files in archive order, less GEOM atom-counts files."""
+    members = (member for member in tar if member.isfile() and _suffix(member.name))
+    sources = (_member_source(archive, tar, member) for member in members)
+    return (source for source in sources if not _is_geom_counts(source))
 
 
 def _read_source(source: _Source, on_error: str) -> Iterator[Molecule]:
@@ -212,10 +224,9 @@ def _read_archive(archive: _Source, on_error: str) -> Iterator[Molecule]:
     n_files = 0
     try:
         with archive.open() as stream, tarfile.open(fileobj=stream, mode="r:*") as tar:
-            for member in tar:
-                if member.isfile() and _suffix(member.name):
-                    n_files += 1
-                    yield from _read_source(_member_source(archive, tar, member), on_error)
+            for source in _member_sources(archive, tar):
+                n_files += 1
+                yield from _read_source(source, on_error)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{archive.name}: cannot read the tar archive ({exc})") from exc
     if not n_files:
@@ -252,7 +263,8 @@ def _unique_ids(molecules: Iterable[Molecule], on_error: str) -> Iterator[Molecu
     first_source: dict[str, str] = {}
     for molecule in molecules:
         if molecule.id in first_source:
-            _fail(InputError(f"{molecule.source}: duplicate id {molecule.id!r} (also {first_source[molecule.id]})"), on_error)
+            also = first_source[molecule.id]
+            _fail(InputError(f"{molecule.source}: duplicate id {molecule.id!r} (also {also})"), on_error)
             continue
         first_source[molecule.id] = molecule.source
         yield molecule
@@ -363,7 +375,9 @@ def _plain_xyz_molecule(lines: list[str], start: int, n_atoms: int, molecule_id:
     return Molecule(molecule_id, numbers, positions, charge, multiplicity, source=label)
 
 
-def _atom_block(lines: list[str], first: int, n_atoms: int, n_extra: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _atom_block(
+    lines: list[str], first: int, n_atoms: int, n_extra: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Atomic numbers, positions and ``n_extra`` further numeric columns of the
     atom lines ``element x y z ...`` starting at index ``first``."""
     numbers = np.empty(n_atoms, dtype=int)
@@ -415,7 +429,7 @@ def _comment_keys(comment: str, line_number: int) -> dict[str, int]:
 def _integer(value: Any, what: str) -> int:
     is_number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
     if not is_number or not float(value).is_integer():
-        raise InputError(f"{what}={value!r} is not an integer")
+        raise InputError(f"{what}={value} is not an integer")
     return int(value)
 
 
@@ -428,7 +442,9 @@ def _qm9_molecule(lines: list[str], molecule_id: str, label: str) -> Molecule:
     """
     n_atoms = _atom_count(lines, 0)
     if len(lines) != n_atoms + 5:
-        raise InputError(f"line 1 declares {n_atoms} atoms, so the QM9 file should have {n_atoms + 5} lines; it has {len(lines)}")
+        raise InputError(
+            f"line 1 declares {n_atoms} atoms, so the QM9 file should have {n_atoms + 5} lines; it has {len(lines)}"
+        )
     header = lines[1].split()
     if len(header) != 2 + len(QM9_SCALARS):
         raise InputError(f"line 2: expected 'gdb <index>' and {len(QM9_SCALARS)} properties, got {lines[1]!r}")
@@ -450,9 +466,8 @@ def _qm9_molecule(lines: list[str], molecule_id: str, label: str) -> Molecule:
         "inchi_gdb": inchi_gdb,
         "inchi_relaxed": inchi_relaxed,
     }
-    return Molecule(
-        molecule_id, numbers, positions, charge, default_multiplicity(numbers, charge), smiles_relaxed, properties, label
-    )
+    multiplicity = default_multiplicity(numbers, charge)
+    return Molecule(molecule_id, numbers, positions, charge, multiplicity, smiles_relaxed, properties, label)
 
 
 def _pair(lines: list[str], index: int, what: str) -> tuple[str, str]:
@@ -486,30 +501,39 @@ def _sdf_records(source: _Source) -> Iterator[_Record]:
     in the file, else ``<stem>:<k>``.
     """
     parsed = _rdkit_records(source)
-    titles = Counter(_title(item) for item in parsed if isinstance(item, Chem.Mol))
+    titles = Counter(item[1] for item in parsed if isinstance(item, tuple))
     for index, item in enumerate(parsed):
         if isinstance(item, InputError):
             yield _Record(_label(source, index), partial(_raise, item))
             continue
-        title = _title(item)
+        molecule, title = item
         molecule_id = title if title and titles[title] == 1 else f"{source.stem}:{index}"
         label = _label(source, index, title)
-        yield _Record(label, partial(_rdkit_molecule, item, molecule_id, label))
+        yield _Record(label, partial(_rdkit_molecule, molecule, molecule_id, label))
 
 
-def _rdkit_records(source: _Source) -> list[Chem.Mol | InputError]:
-    """Every record as RDKit reads it, or the reason RDKit gives for not reading it.
+def _rdkit_records(source: _Source) -> list[tuple[Chem.Mol, str] | InputError]:
+    """Every record as RDKit reads it, with its title, or the reason it cannot be read.
 
     Unsanitised and with hydrogens kept: the geometry and formal charges as
     written are wanted, not RDKit's opinion of the valences.
     """
-    records: list[Chem.Mol | InputError] = []
+    records: list[tuple[Chem.Mol, str] | InputError] = []
     with source.open() as stream, rdBase.BlockLogs(), rdBase.CaptureErrorLog() as log:
         n_seen = 0
         for molecule in Chem.ForwardSDMolSupplier(stream, removeHs=False, sanitize=False):
-            records.append(molecule if molecule is not None else InputError(_rdkit_reason(log.messages[n_seen:])))
-            n_seen = len(log.messages)
+            text = _log_text(log)
+            records.append(_titled(molecule) if molecule is not None else InputError(_rdkit_reason(text[n_seen:])))
+            n_seen = len(text)
     return records
+
+
+def _log_text(log: rdBase.CaptureErrorLog) -> str:
+    """The captured log; RDKit quotes bad input, which need not be UTF-8."""
+    try:
+        return log.messages
+    except UnicodeDecodeError as exc:
+        return exc.object.decode("utf-8", "replace")
 
 
 def _rdkit_reason(log: str) -> str:
@@ -518,8 +542,12 @@ def _rdkit_reason(log: str) -> str:
     return "RDKit cannot read the record" + (f": {'; '.join(reasons)}" if reasons else "")
 
 
-def _title(molecule: Chem.Mol) -> str:
-    return molecule.GetProp("_Name").strip() if molecule.HasProp("_Name") else ""
+def _titled(molecule: Chem.Mol) -> tuple[Chem.Mol, str] | InputError:
+    """The molecule with its title line (stripped), or why the title cannot be read."""
+    try:
+        return molecule, molecule.GetProp("_Name").strip() if molecule.HasProp("_Name") else ""
+    except UnicodeDecodeError as exc:
+        return InputError(f"the title line {exc.object!r} is not UTF-8 text")
 
 
 def _rdkit_molecule(molecule: Chem.Mol, molecule_id: str, label: str) -> Molecule:
@@ -528,11 +556,13 @@ def _rdkit_molecule(molecule: Chem.Mol, molecule_id: str, label: str) -> Molecul
         raise InputError("the record has no coordinates")
     numbers = np.array([atom.GetAtomicNum() for atom in molecule.GetAtoms()], dtype=int)
     charge = Chem.GetFormalCharge(molecule)
-    properties = {key: molecule.GetProp(key) for key in molecule.GetPropNames()}
+    try:
+        properties = {key: molecule.GetProp(key) for key in molecule.GetPropNames()}
+    except UnicodeDecodeError as exc:
+        raise InputError(f"a data field ({exc.object!r}) is not UTF-8 text") from exc
     positions = molecule.GetConformer().GetPositions()
-    return Molecule(
-        molecule_id, numbers, positions, charge, default_multiplicity(numbers, charge), properties=properties, source=label
-    )
+    multiplicity = default_multiplicity(numbers, charge)
+    return Molecule(molecule_id, numbers, positions, charge, multiplicity, properties=properties, source=label)
 
 
 # --------------------------------------------------------------------------
@@ -540,16 +570,20 @@ def _rdkit_molecule(molecule: Chem.Mol, molecule_id: str, label: str) -> Molecul
 
 
 def _load_numpy(source: _Source) -> np.ndarray | dict[str, np.ndarray]:
-    """The array of an npy file, or the arrays of an npz file by name; pickles refused."""
+    """The array of an npy file, or the arrays of an npz file by name; pickles refused.
+
+    Loaded from memory: numpy reads an npy from a file object through its file
+    descriptor, which an archive member does not have.
+    """
     with source.open() as stream:
         try:
-            loaded = np.load(stream, allow_pickle=False)
+            loaded = np.load(io.BytesIO(stream.read()), allow_pickle=False)
             if isinstance(loaded, np.lib.npyio.NpzFile):
                 with loaded:
                     return {key: loaded[key] for key in loaded.files}
             return loaded
-        except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-            raise InputError(f"{source.name}: not a readable numpy file ({exc})") from exc
+        except _DAMAGED_NUMPY_FILE as exc:
+            raise InputError(f"{source.name}: not a readable numpy file ({exc!r})") from exc
 
 
 def _npz_records(source: _Source) -> Iterator[_Record]:
@@ -566,21 +600,35 @@ def _npz_records(source: _Source) -> Iterator[_Record]:
     if missing:
         raise InputError(f"{source.name}: missing key(s) {missing}; an EDM QM9 npz has {list(NPZ_KEYS)} and properties")
     num_atoms, charges, positions = (arrays[key] for key in NPZ_KEYS)
-    n_molecules = len(num_atoms)
-    if num_atoms.ndim != 1 or charges.ndim != 2 or len(charges) != n_molecules or positions.shape != (*charges.shape, 3):
+    if not _padded_layout(num_atoms, charges, positions):
         raise InputError(
-            f"{source.name}: shapes num_atoms {num_atoms.shape}, charges {charges.shape}, positions "
-            f"{positions.shape}; expected (N,), (N, M), (N, M, 3)"
+            f"{source.name}: num_atoms {num_atoms.dtype} {num_atoms.shape}, charges {charges.dtype} {charges.shape}, "
+            f"positions {positions.dtype} {positions.shape}; expected integer (N,), integer (N, M), numeric (N, M, 3)"
         )
-    columns = {key: array.tolist() for key, array in arrays.items() if key not in NPZ_KEYS and array.shape == (n_molecules,)}
+    n_molecules = len(num_atoms)
+    columns = {
+        key: array.tolist() for key, array in arrays.items() if key not in NPZ_KEYS and array.shape == (n_molecules,)
+    }
     for index in range(n_molecules):
         properties = {key: column[index] for key, column in columns.items()}
         molecule_id = f"qm9:{properties['index']}" if "index" in properties else f"{source.stem}:{index}"
         label = _label(source, index, molecule_id if "index" in properties else "")
-        yield _Record(
-            label,
-            partial(_padded_molecule, int(num_atoms[index]), charges[index], positions[index], molecule_id, properties, label),
+        build = partial(
+            _padded_molecule, int(num_atoms[index]), charges[index], positions[index], molecule_id, properties, label
         )
+        yield _Record(label, build)
+
+
+def _padded_layout(num_atoms: np.ndarray, charges: np.ndarray, positions: np.ndarray) -> bool:
+    """Whether the arrays have EDM's layout: integer (N,), integer (N, M) and numeric (N, M, 3)."""
+    n_molecules, n_max = charges.shape if charges.ndim == 2 else (-1, -1)
+    return (
+        num_atoms.dtype.kind in "iu"
+        and charges.dtype.kind in "iu"
+        and positions.dtype.kind in "iuf"
+        and num_atoms.shape == (n_molecules,)
+        and positions.shape == (n_molecules, n_max, 3)
+    )
 
 
 def _padded_molecule(
@@ -612,7 +660,9 @@ def _npy_records(source: _Source) -> Iterator[_Record]:
     table = _load_numpy(source)
     if not isinstance(table, np.ndarray) or table.ndim != 2 or table.shape[1] != 5 or table.dtype.kind not in "iuf":
         got = f"{table.dtype} array of shape {table.shape}" if isinstance(table, np.ndarray) else "an npz archive"
-        raise InputError(f"{source.name}: expected rows [conformer_id, atomic_number, x, y, z] (a numeric (N, 5) array), got {got}")
+        raise InputError(
+            f"{source.name}: expected rows [conformer_id, atomic_number, x, y, z] (a numeric (N, 5) array), got {got}"
+        )
     if not len(table):
         return
     conformer_ids = table[:, 0]
@@ -630,9 +680,20 @@ def _counts_file_name(stem: str) -> str | None:
 
     ``geom_drugs_30`` -> ``geom_drugs_n_30.npy`` and ``geom_drugs_no_h_30`` ->
     ``geom_drugs_n_no_h_30.npy``; None for a stem not ending in a number.
+    :data:`_COUNTS_STEM` is the inverse.
     """
     name, n_subs = re.subn(r"((?:no_h_)?\d+)$", r"n_\1", stem)
     return f"{name}.npy" if n_subs else None
+
+
+def _is_geom_counts(source: _Source) -> bool:
+    """Whether ``source`` is the atom counts of a GEOM conformer file beside it.
+
+    Such a file is read with its conformer file, so a folder or archive does
+    not read it as a file of its own.
+    """
+    match = _COUNTS_STEM.match(source.stem) if _suffix(source.name) == ".npy" else None
+    return match is not None and source.sibling(f"{match['prefix']}{match['tail']}.npy") is not None
 
 
 def _conformer_bounds(source: _Source, conformer_ids: np.ndarray) -> np.ndarray:
@@ -651,7 +712,8 @@ def _conformer_bounds(source: _Source, conformer_ids: np.ndarray) -> np.ndarray:
         raise InputError(f"{counts_source.name}: expected a 1-D array of positive atom counts, one per conformer")
     if counts.sum() != len(conformer_ids):
         raise InputError(
-            f"{source.name}: {counts_source.name} counts {counts.sum()} atoms in all, but there are {len(conformer_ids)} rows"
+            f"{source.name}: {counts_source.name} counts {counts.sum()} atoms in all, "
+            f"but there are {len(conformer_ids)} rows"
         )
     sizes = np.diff(bounds)
     if not np.array_equal(sizes, counts):

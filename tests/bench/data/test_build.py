@@ -88,7 +88,8 @@ def test_cli_build_writes_a_loadable_dataset(tmp_path):
                                       "--smiles", str(smiles), "--workers", "1"])
     assert result.exit_code == 0, result.output
     manifest = read_manifest(tmp_path / "d")
-    assert manifest["n_molecules"] == 2 and manifest["source"]["lines_used"] == 2
+    assert manifest["n_molecules"] == 2 and manifest["source"]["lines_done"] == 2
+    assert manifest["source"]["complete"]
     assert manifest["settings"]["ground_fmax"] == 0.005
     got = sorted(r.smiles for r in all_records(tmp_path / "d"))
     assert got == ["C", "O"]
@@ -101,3 +102,90 @@ def test_unknown_recipe_and_bad_settings_are_clear_errors(tmp_path):
         BuildSettings(ground_fmax=0.1)
     with pytest.raises(FileNotFoundError, match="--smiles"):
         build_dataset("qm9-xtb", out_dir=tmp_path, smiles_path=tmp_path / "missing.smi")
+
+
+def test_a_fresh_clone_resumes_from_the_written_dataset(built, tmp_path):
+    """Only the dataset files travel in git; the work store does not. A build in a
+    copy without its work store must import the written records, not redo them."""
+    import shutil
+
+    root, manifest, _ = built
+    copy = tmp_path / "set"
+    shutil.copytree(root / "set", copy, ignore=shutil.ignore_patterns("work"))
+    calls = []
+    again = build_dataset("qm9-xtb", out_dir=copy, smiles_path=root / "in.smi", workers=1, progress=False,
+                          on_result=calls.append)
+    assert calls == []
+    assert {s: v["content_sha256"] for s, v in again["splits"].items()} == \
+           {s: v["content_sha256"] for s, v in manifest["splits"].items()}
+    assert again["rejects"] == manifest["rejects"]
+
+
+def test_an_interrupted_build_leaves_a_consistent_partial_dataset(tmp_path):
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("C\nO\nN\nCC\nCO\nCN\n")
+
+    def stop_after_two(row, seen=[]):
+        seen.append(row)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset("qm9-xtb", out_dir=tmp_path / "d", smiles_path=smiles, workers=1, progress=False,
+                      on_result=stop_after_two)
+    manifest = read_manifest(tmp_path / "d")
+    assert manifest["source"]["lines_done"] == 2 and not manifest["source"]["complete"]
+    assert len(all_records(tmp_path / "d")) == 2
+    calls = []
+    final = build_dataset("qm9-xtb", out_dir=tmp_path / "d", smiles_path=smiles, workers=1, progress=False,
+                          on_result=calls.append)
+    assert len(calls) == 4 and final["source"]["complete"] and final["n_molecules"] == 6
+
+
+def test_conformer_screening_keeps_the_lowest_tight_minimum(tmp_path):
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("CCCCO\n")
+    settings = BuildSettings(n_conformers=3, screen_fmax=0.03)
+    build_dataset("qm9-xtb", out_dir=tmp_path / "d", smiles_path=smiles, workers=1, progress=False,
+                  settings=settings)
+    (rec,) = all_records(tmp_path / "d")
+    sp = get_oracle("xtb").single_point(rec.to_atoms("ground"))
+    assert np.abs(sp.forces_ev_ang).max() < 0.0055
+    assert rec.ground_energy <= rec.start_energy
+    assert read_manifest(tmp_path / "d")["settings"]["screen_fmax"] == 0.03
+
+
+def test_killing_the_driver_kills_its_workers(tmp_path):
+    """SIGKILL of the build driver must not leave orphan workers computing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("\n".join(["CCCCCCCCO"] * 40) + "\n")
+    code = ("from bench.data.build import build_dataset; "
+            f"build_dataset('qm9-xtb', out_dir={str(tmp_path / 'd')!r}, smiles_path={str(smiles)!r}, workers=2, "
+            "progress=False)")
+    driver = subprocess.Popen([sys.executable, "-c", code])
+
+    def children() -> list[int]:
+        """The driver's worker processes (not multiprocessing's resource tracker)."""
+        out = subprocess.run(["ps", "ww", "-o", "pid=,args=", "--ppid", str(driver.pid)], capture_output=True, text=True)
+        return [int(line.split()[0]) for line in out.stdout.splitlines() if "spawn_main" in line]
+
+    deadline = time.time() + 60
+    while len(children()) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    workers = children()
+    assert len(workers) >= 2
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    deadline = time.time() + 20
+    while any(os.path.exists(f"/proc/{p}") and "Z" not in open(f"/proc/{p}/stat").read().split()[2]
+              for p in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [p for p in workers if os.path.exists(f"/proc/{p}")
+             and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    assert alive == []
