@@ -1,0 +1,206 @@
+"""E(3) equivariant diffusion (EDM): normalisation, the reverse step, sampling,
+relaxation from a given structure, repeated single steps, and the l2 loss.
+
+Notation of Hoogeboom et al. (2022) and EDM_SPEC.md: ``z = [x, h_cat, h_int]``
+normalised by ``[1, 4, 10]``; ``gamma`` from :mod:`edm_core.schedule`;
+``alpha^2 = sigmoid(-gamma)``, ``sigma^2 = sigmoid(gamma)``. Positions live in
+the zero-centre-of-mass subspace: position noise is centred per molecule.
+
+Reverse step s+1 -> s (EDM eq. 8-9, epsilon parametrisation)::
+
+    sigma2_ts = -expm1(softplus(gamma_s) - softplus(gamma_t))
+    alpha_ts  = exp(0.5 (logsigmoid(-gamma_t) - logsigmoid(-gamma_s)))
+    mu        = z_t / alpha_ts - sigma2_ts / alpha_ts / sigma_t * eps_hat
+    z_s       = mu + sqrt(sigma2_ts) sigma_s / sigma_t * noise
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edm_core.dynamics import EGNNDynamics, remove_mean
+from edm_core.schedule import PredefinedNoiseSchedule
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Where the sampler's Gaussian noise comes from.
+
+    ``generator`` makes a call reproducible (``seed`` builds one). With
+    ``shared`` ("fix_noise" of the original) one draw is broadcast over the
+    batch, as the study's relaxations did.
+    """
+
+    generator: torch.Generator | None = None
+    shared: bool = False
+
+    @classmethod
+    def from_seed(cls, seed: int | None, shared: bool = False, device: str | torch.device = "cpu") -> "Noise":
+        if seed is None:
+            return cls(None, shared)
+        g = torch.Generator(device=device)
+        g.manual_seed(int(seed))
+        return cls(g, shared)
+
+    def sample(self, node_mask: torch.Tensor, n_features: int) -> torch.Tensor:
+        """Noise (B, N, 3 + n_features): centred Gaussian positions, Gaussian features, masked."""
+        b, n, _ = node_mask.shape
+        rows = 1 if self.shared else b
+        eps = torch.randn((rows, n, 3 + n_features), generator=self.generator, dtype=node_mask.dtype,
+                          device=node_mask.device).expand(b, n, 3 + n_features)
+        x = remove_mean(eps[..., :3] * node_mask, node_mask)
+        return torch.cat([x, eps[..., 3:] * node_mask], dim=-1)
+
+
+class EnVariationalDiffusion(nn.Module):
+    """EDM's diffusion model around an :class:`EGNNDynamics` network.
+
+    State-dict layout of the original: ``buffer``, ``gamma.gamma``, ``dynamics.*``.
+
+    Parameters
+    ----------
+    dynamics : EGNNDynamics
+    n_atom_types : int
+        K, one-hot columns.
+    include_charges : bool
+        Whether z has the charge column (c = 1).
+    timesteps, precision, noise_schedule :
+        The schedule (T = 1000, s = 1e-5, "polynomial_2").
+    norm_values : tuple
+        Normalisation of (x, one-hot, charges): (1, 4, 10).
+    """
+
+    def __init__(self, dynamics: EGNNDynamics, n_atom_types: int, include_charges: bool, timesteps: int = 1000,
+                 precision: float = 1e-5, noise_schedule: str = "polynomial_2",
+                 norm_values: tuple[float, float, float] = (1.0, 4.0, 10.0)) -> None:
+        super().__init__()
+        self.dynamics = dynamics
+        self.gamma = PredefinedNoiseSchedule(timesteps, precision, noise_schedule)
+        self.register_buffer("buffer", torch.zeros(1))
+        self.n_atom_types = n_atom_types
+        self.include_charges = include_charges
+        self.T = timesteps
+        self.norm_values = tuple(float(v) for v in norm_values)
+
+    @property
+    def n_features(self) -> int:
+        """K + c, the non-position columns of z."""
+        return self.n_atom_types + int(self.include_charges)
+
+    # -- normalisation -------------------------------------------------------------------
+    def normalize(self, x: torch.Tensor, one_hot: torch.Tensor, charges: torch.Tensor | None,
+                  node_mask: torch.Tensor) -> torch.Tensor:
+        """z = [x / 1, one_hot / 4, charges / 10], masked: (B, N, 3 + K + c)."""
+        parts = [x / self.norm_values[0] * node_mask, one_hot / self.norm_values[1] * node_mask]
+        if self.include_charges:
+            if charges is None:
+                raise ValueError("this model includes charges: pass the charges (atomic numbers for QM9)")
+            parts.append(charges.reshape(node_mask.shape) / self.norm_values[2] * node_mask)
+        return torch.cat(parts, dim=-1)
+
+    def unnormalize_positions(self, z: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+        return z[..., :3] * self.norm_values[0] * node_mask
+
+    # -- schedule ------------------------------------------------------------------------
+    def sigma(self, gamma: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(torch.sigmoid(gamma))
+
+    def alpha(self, gamma: torch.Tensor) -> torch.Tensor:
+        return torch.sqrt(torch.sigmoid(-gamma))
+
+    def predict_noise(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+        """The network output eps_hat(z_t, t) in normalised space."""
+        return self.dynamics(z, t, node_mask)
+
+    def _times(self, s: int, b: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        t_s = torch.full((b, 1), s / self.T, dtype=like.dtype, device=like.device)
+        return t_s, t_s + 1.0 / self.T
+
+    def reverse_step(self, z_t: torch.Tensor, s: int, node_mask: torch.Tensor, noise: Noise) -> torch.Tensor:
+        """One ancestral step from time (s+1)/T to s/T (z_s given z_t)."""
+        b = z_t.shape[0]
+        t_s, t_t = self._times(s, b, z_t)
+        gamma_s, gamma_t = self.gamma(t_s)[:, :, None], self.gamma(t_t)[:, :, None]
+        sigma2_ts = -torch.expm1(F.softplus(gamma_s) - F.softplus(gamma_t))
+        alpha_ts = torch.exp(0.5 * (F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)))
+        sigma_s, sigma_t = self.sigma(gamma_s), self.sigma(gamma_t)
+        eps_hat = self.predict_noise(z_t, t_t, node_mask)
+        mu = z_t / alpha_ts - (sigma2_ts / alpha_ts / sigma_t) * eps_hat
+        std = torch.sqrt(sigma2_ts) * sigma_s / sigma_t
+        z_s = mu + std * noise.sample(node_mask, self.n_features)
+        return torch.cat([remove_mean(z_s[..., :3], node_mask), z_s[..., 3:] * node_mask], dim=-1)
+
+    def final_positions(self, z0: torch.Tensor, node_mask: torch.Tensor, noise: Noise) -> torch.Tensor:
+        """p(x | z_0): the last, noisy decode of positions (B, N, 3), Angstrom, centred."""
+        b = z0.shape[0]
+        t0 = torch.zeros((b, 1), dtype=z0.dtype, device=z0.device)
+        gamma_0 = self.gamma(t0)[:, :, None]
+        eps_hat = self.predict_noise(z0, t0, node_mask)
+        mean = (z0 - self.sigma(gamma_0) * eps_hat) / self.alpha(gamma_0)
+        xh = mean + torch.exp(0.5 * gamma_0) * noise.sample(node_mask, self.n_features)
+        return remove_mean(self.unnormalize_positions(xh, node_mask), node_mask)
+
+    def decode_types(self, z0: torch.Tensor, node_mask: torch.Tensor, compat: bool = False
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Atom-type indices (B, N) and charges (B, N) decoded from z_0 itself.
+
+        ``compat=True`` reproduces the original's slicing ``z0[..., 3:-1]`` for the
+        type block, which for a model without charges drops the last type.
+        """
+        k = self.n_atom_types
+        block = z0[..., 3:-1] if compat else z0[..., 3:3 + k]
+        types = torch.argmax(block, dim=-1) * node_mask[..., 0].long()
+        charges = None
+        if self.include_charges:
+            charges = torch.round(z0[..., 3 + k] * self.norm_values[2]) * node_mask[..., 0]
+        return types, charges
+
+    def sample_chain(self, z: torch.Tensor, start_step: int, node_mask: torch.Tensor, noise: Noise,
+                     keep_path: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """Run the reverse steps ``start_step - 1 .. 0`` from ``z`` (taken as z at
+        time start_step / T), then the final decode.
+
+        Returns
+        -------
+        positions : (B, N, 3) Angstrom, centred
+        z0 : (B, N, 3 + K + c), the last latent (for decoding types)
+        path : list of (B, N, 3) positions after each step (empty unless ``keep_path``)
+        """
+        path = []
+        for s in range(start_step - 1, -1, -1):
+            z = self.reverse_step(z, s, node_mask, noise)
+            if keep_path:
+                path.append(self.unnormalize_positions(z, node_mask))
+        x = self.final_positions(z, node_mask, noise)
+        if keep_path:
+            path.append(x)
+        return x, z, path
+
+    # -- training --------------------------------------------------------------------------
+    def noised(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor, noise: Noise
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z_t, eps) with z_t = alpha_t z + sigma_t eps; ``t`` (B, 1)."""
+        gamma_t = self.gamma(t)[:, :, None]
+        eps = noise.sample(node_mask, self.n_features)
+        return self.alpha(gamma_t) * z + self.sigma(gamma_t) * eps, eps
+
+    def l2_loss(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise,
+                t_max: float = 1.0) -> torch.Tensor:
+        """EDM's l2 training objective (per-molecule, averaged over the batch).
+
+        t_int is uniform in {0, ..., round(t_max T)}; ``t_max < 1`` is our extension
+        (train only on the low-noise, relaxation part of the schedule).
+        """
+        b = z.shape[0]
+        hi = int(round(t_max * self.T))
+        t_int = torch.randint(0, hi + 1, (b, 1), generator=noise.generator, device=z.device)
+        t = t_int.to(z.dtype) / self.T
+        z_t, eps = self.noised(z, t, node_mask, noise)
+        eps_hat = self.predict_noise(z_t, t, node_mask)
+        n = node_mask.shape[1]
+        error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + self.n_features) * n)
+        return 0.5 * error.mean()

@@ -1,0 +1,304 @@
+"""The EDM network and checkpoints against the spec: original-format files built
+from the spec's key names, an independent float64 reference, equivariance, masks."""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from edm_core import CheckpointError, EDMDenoiser, ModelInputError, load_checkpoint, save_checkpoint
+from edm_core.diffusion import Noise
+from tests.edm_core.reference import eps_hat_reference
+
+QM9_TYPES = [1, 6, 7, 8, 9]
+
+
+def spec_state_dict(n_types: int, charges: bool, nf: int, n_layers: int, rng: np.random.Generator) -> dict:
+    """A random state dict with exactly the keys and shapes of EDM_SPEC.md section 1."""
+    f = n_types + int(charges) + 1
+
+    def lin(name: str, out: int, inp: int, bias: bool = True, scale: float = 0.3) -> dict:
+        d = {f"{name}.weight": torch.tensor(rng.normal(scale=scale / np.sqrt(inp), size=(out, inp)),
+                                            dtype=torch.float32)}
+        if bias:
+            d[f"{name}.bias"] = torch.tensor(rng.normal(scale=0.1, size=out), dtype=torch.float32)
+        return d
+
+    x = np.arange(1001) / 1000
+    a2 = np.concatenate([[1.0], (1 - x**2) ** 2])
+    a2 = np.cumprod(np.clip(a2[1:] / a2[:-1], 0.001, 1.0)) * (1 - 2e-5) + 1e-5
+    state = {"buffer": torch.zeros(1), "gamma.gamma": torch.tensor(-(np.log(a2) - np.log(1 - a2)), dtype=torch.float32)}
+    state |= lin("dynamics.egnn.embedding", nf, f) | lin("dynamics.egnn.embedding_out", f, nf)
+    for i in range(n_layers):
+        p = f"dynamics.egnn.e_block_{i}."
+        state |= lin(p + "gcl_0.edge_mlp.0", nf, 2 * nf + 2) | lin(p + "gcl_0.edge_mlp.2", nf, nf)
+        state |= lin(p + "gcl_0.node_mlp.0", nf, 2 * nf) | lin(p + "gcl_0.node_mlp.2", nf, nf)
+        state |= lin(p + "gcl_0.att_mlp.0", 1, nf)
+        state |= lin(p + "gcl_equiv.coord_mlp.0", nf, 2 * nf + 2) | lin(p + "gcl_equiv.coord_mlp.2", nf, nf)
+        state |= lin(p + "gcl_equiv.coord_mlp.4", 1, nf, bias=False, scale=1.0)
+    return state
+
+
+def write_original(path, dataset: str, charges: bool, nf: int, n_layers: int, rng, old_pickle: bool = False):
+    path.mkdir(parents=True, exist_ok=True)
+    args = argparse.Namespace(
+        dataset=dataset, remove_h=False, model="egnn_dynamics", nf=nf, n_layers=n_layers, inv_sublayers=1,
+        attention=True, tanh=True, norm_constant=1, sin_embedding=False, include_charges=charges,
+        normalize_factors=[1, 4, 10], diffusion_steps=1000, diffusion_noise_schedule="polynomial_2",
+        diffusion_noise_precision=1e-5, diffusion_loss_type="l2", ema_decay=0.9999, lr=1e-4, batch_size=64,
+        clip_grad=True, condition_time=True, conditioning=[], context_node_nf=0, device=torch.device("cpu"),
+    )
+    if not old_pickle:
+        args.normalization_factor, args.aggregation_method = 1, "sum"
+    (path / "args.pickle").write_bytes(pickle.dumps(args))
+    n_types = 5 if dataset == "qm9" else 16
+    state = spec_state_dict(n_types, charges, nf, n_layers, rng)
+    torch.save(state, path / "generative_model_ema.npy")
+    return state
+
+
+def random_molecule(rng, n: int, types=QM9_TYPES):
+    numbers = rng.choice(types, size=n)
+    positions = rng.normal(scale=1.2, size=(n, 3))
+    return numbers, positions
+
+
+def z_of(model: EDMDenoiser, molecules):
+    x, one_hot, charges, mask = model.pack(molecules)
+    return model.normalize(x, one_hot, charges, mask), mask
+
+
+@pytest.mark.parametrize(("dataset", "charges", "n_keys"), [("qm9", True, 141), ("geom", False, 66)])
+def test_published_configurations_load_with_no_key_left_over(tmp_path, rng, dataset, charges, n_keys):
+    state = write_original(tmp_path / dataset, dataset, charges, nf=256, n_layers=9 if dataset == "qm9" else 4,
+                           rng=rng)
+    assert len(state) == n_keys
+    model = load_checkpoint(tmp_path / dataset)
+    assert set(model.model.state_dict()) == set(state)
+    for k, v in state.items():
+        torch.testing.assert_close(model.model.state_dict()[k], v, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(("dataset", "charges"), [("qm9", True), ("qm9", False), ("geom", False)])
+def test_forward_matches_the_float64_reference(tmp_path, rng, dataset, charges):
+    nf, n_layers = 24, 3
+    state = write_original(tmp_path / "ckpt", dataset, charges, nf, n_layers, rng, old_pickle=dataset == "qm9")
+    model = load_checkpoint(tmp_path / "ckpt")
+    types = QM9_TYPES if dataset == "qm9" else [1, 6, 7, 8, 16, 17]
+    mols = [random_molecule(rng, n, types) for n in (7, 3, 11)]
+    z, mask = z_of(model, mols)
+    z = z + torch.tensor(rng.normal(scale=0.3, size=z.shape), dtype=torch.float32) * mask  # a noisy latent
+    z = torch.cat([z[..., :3] - (z[..., :3] * mask).sum(1, keepdim=True) / mask.sum(1, keepdim=True), z[..., 3:]],
+                  -1) * mask
+    t = torch.tensor([[0.31], [0.02], [0.77]])
+    out = model.predict_noise(z, t, mask).detach().numpy()
+    for b, (numbers, _) in enumerate(mols):
+        n = len(numbers)
+        ref = eps_hat_reference(state, z[b, :n].double().numpy(), float(t[b]), n_layers)
+        scale = np.abs(ref).max()
+        assert np.abs(out[b, :n] - ref).max() / scale < 1e-5
+        assert np.all(out[b, n:] == 0)
+
+
+def test_the_noise_table_matches_the_closed_form_and_checked_values(tmp_path, rng):
+    model = EDMDenoiser.__new__(EDMDenoiser)
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
+    g = model.gamma(torch.tensor([0.0, 0.5, 1.0]))
+    torch.testing.assert_close(g, torch.tensor([-11.5129, -0.2513, 11.5125]), atol=1e-4, rtol=0)
+    ref = spec_state_dict(5, True, 8, 1, rng)["gamma.gamma"]
+    torch.testing.assert_close(model.model.gamma.gamma, ref, atol=0, rtol=0)
+    assert model.gamma(torch.tensor(0.0004)).item() == model.gamma(torch.tensor(0.0)).item()  # round(t T)
+
+
+class FixedNoise(Noise):
+    """Injected noise: a fixed tensor (or zeros), for exact checks of the sampler."""
+
+    def __init__(self, value: float | torch.Tensor = 0.0) -> None:
+        super().__init__()
+        object.__setattr__(self, "value", value)
+
+    def sample(self, node_mask, n_features):
+        b, n, _ = node_mask.shape
+        v = torch.as_tensor(self.value, dtype=node_mask.dtype).expand(b, n, 3 + n_features)
+        return v * node_mask
+
+
+def test_reverse_step_mean_and_std_follow_the_spec_formulas(rng):
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=16, n_layers=2)).double()
+    mols = [random_molecule(rng, 6)]
+    z, mask = z_of(model, mols)
+    z, mask = z.double(), mask.double()
+    s = 37
+    eps_hat = model.predict_noise(z, torch.tensor([[(s + 1) / 1000]], dtype=torch.float64), mask)
+    g = model.model.gamma.gamma.double()
+    gs, gt = g[s], g[s + 1]
+    sig2 = lambda x: 1 / (1 + np.exp(-x))  # noqa: E731 - sigma^2 = sigmoid(gamma)
+    a_ts = np.sqrt((1 - sig2(gt.item())) / (1 - sig2(gs.item())))
+    # sigma2_{t|s} = sigma_t^2 - alpha_{t|s}^2 sigma_s^2 (EDM eq. 6)
+    s2_ts = sig2(gt.item()) - a_ts**2 * sig2(gs.item())
+    mu = z / a_ts - s2_ts / a_ts / np.sqrt(sig2(gt.item())) * eps_hat
+    mu[..., :3] -= mu[..., :3].mean(dim=1, keepdim=True)  # the spec re-centres the position block
+    std = np.sqrt(s2_ts) * np.sqrt(sig2(gs.item())) / np.sqrt(sig2(gt.item()))
+    got_mean = model.model.reverse_step(z, s, mask, FixedNoise(0.0))
+    torch.testing.assert_close(got_mean, mu * mask, atol=1e-9, rtol=1e-9)
+    unit = torch.zeros_like(z)
+    unit[0, 0, 3] = 1.0  # a feature coordinate: not re-centred
+    got = model.model.reverse_step(z, s, mask, FixedNoise(unit))
+    assert (got - got_mean)[0, 0, 3].item() == pytest.approx(std, rel=1e-9)
+
+
+def random_orthogonal(rng) -> np.ndarray:
+    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    if rng.random() < 0.5:
+        q[:, 0] *= -1  # include reflections
+    return q
+
+
+def test_noise_prediction_and_relaxation_are_equivariant(rng):
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=32, n_layers=3)).double()
+    numbers, pos = random_molecule(rng, 9)
+    R, shift = random_orthogonal(rng), rng.normal(size=3) * 5
+    perm = rng.permutation(9)
+    z, mask = z_of(model, [(numbers, pos)])
+    z2, _ = z_of(model, [(numbers[perm], pos[perm] @ R.T + shift)])
+    z, z2, mask = z.double(), z2.double(), mask.double()
+    t = torch.tensor([[0.4]], dtype=torch.float64)
+    e1 = model.predict_noise(z, t, mask)[0].detach().numpy()
+    e2 = model.predict_noise(z2, t, mask)[0].detach().numpy()
+    np.testing.assert_allclose(e2[:, :3], (e1[:, :3] @ R.T)[perm], atol=1e-8)
+    np.testing.assert_allclose(e2[:, 3:], e1[perm, 3:], atol=1e-8)
+    out1 = model.relax([(numbers, pos)], 10, noise=FixedNoise(0.0))
+    out2 = model.relax([(numbers[perm], pos[perm] @ R.T + shift)], 10, noise=FixedNoise(0.0))
+    np.testing.assert_allclose(out2.positions[0], (out1.positions[0] @ R.T + shift)[perm], atol=1e-5)
+
+
+def test_padding_never_influences_real_atoms_and_ragged_equals_alone(rng):
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=32, n_layers=2))
+    a, b = random_molecule(rng, 5), random_molecule(rng, 12)
+    z, mask = z_of(model, [a, b])
+    garbage = z.clone()
+    garbage[0, 5:] = torch.tensor(rng.normal(scale=50, size=garbage[0, 5:].shape), dtype=torch.float32)
+    t = torch.tensor([[0.2], [0.2]])
+    e = model.predict_noise(z, t, mask)
+    e_garbage = model.predict_noise(garbage, t, mask)
+    torch.testing.assert_close(e[0, :5], e_garbage[0, :5], atol=1e-6, rtol=1e-6)
+    together = model.relax([a, b], 15, noise=FixedNoise(0.0))
+    alone = [model.relax([m], 15, noise=FixedNoise(0.0)).positions[0] for m in (a, b)]
+    for got, ref in zip(together.positions, alone):
+        np.testing.assert_allclose(got, ref, atol=2e-5)
+
+
+def test_relax_is_reproducible_and_returns_the_path(rng):
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=16, n_layers=2))
+    mols = [random_molecule(rng, n) for n in (4, 8)]
+    r1 = model.relax(mols, 12, seed=3, keep_path=True)
+    r2 = model.relax(mols, 12, seed=3, keep_path=True)
+    r3 = model.relax(mols, 12, seed=4)
+    np.testing.assert_array_equal(r1.positions[1], r2.positions[1])
+    assert not np.allclose(r1.positions[1], r3.positions[1])
+    assert r1.paths[0].shape == (14, 4, 3)
+    np.testing.assert_allclose(r1.paths[1][0], mols[1][1], atol=1e-5)  # the path starts at the input
+    np.testing.assert_allclose(r1.paths[1][-1], r1.positions[1])
+    np.testing.assert_allclose(r1.positions[0].mean(0), mols[0][1].mean(0), atol=1e-5)  # centred as the input
+    noised = model.relax(mols, 12, seed=3, add_noise=True)
+    assert not np.allclose(noised.positions[1], r1.positions[1])
+
+
+def test_repeat_step_and_generate_shapes_and_seeds(rng):
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=16, n_layers=1))
+    numbers, pos = random_molecule(rng, 5)
+    frames = model.repeat_step((numbers, pos), n=3, n_repeats=12, burn_in=4, seed=1)
+    assert frames.shape == (8, 5, 3)
+    np.testing.assert_array_equal(frames, model.repeat_step((numbers, pos), 3, 12, 4, seed=1))
+    gen = model.generate(2, n_nodes=[4, 6], keep_chain=True, seed=0)
+    assert gen["chain"].shape == (1001, 2, 6, 3 + 6)
+    assert [len(n) for n in gen["numbers"]] == [4, 6] and set(np.concatenate(gen["numbers"])) <= set(QM9_TYPES)
+    assert np.all(gen["chain"][:, 0, 4:] == 0)  # padding stays zero through the chain
+
+
+@pytest.mark.parametrize(
+    ("molecule", "message"),
+    [
+        ((np.array([6, 17]), np.zeros((2, 3)) + [[0, 0, 0], [1.7, 0, 0]]), "element\\(s\\) with atomic number \\[17\\] not among"),
+        ((np.ones(30, dtype=int), np.arange(90.0).reshape(30, 3)), "30 atoms, this checkpoint supports at most 29"),
+        ((np.array([6, 1]), np.array([[0, 0, 0], [np.nan, 0, 0]])), "positions must be finite"),
+    ],
+)
+def test_bad_molecules_are_clear_errors(molecule, message):
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
+    with pytest.raises(ModelInputError, match=f"mol-7: {message}"):
+        model.relax([molecule], 5, names=["mol-7"])
+
+
+def test_own_format_round_trip(tmp_path, rng):
+    write_original(tmp_path / "orig", "qm9", True, 16, 2, rng)
+    model = load_checkpoint(tmp_path / "orig")
+    save_checkpoint(model, tmp_path / "own", metadata={"epochs": 3})
+    again = load_checkpoint(tmp_path / "own")
+    assert again.metadata == {"epochs": 3} and again.config == model.config
+    mols = [random_molecule(rng, 6)]
+    np.testing.assert_array_equal(model.relax(mols, 5, seed=1).positions[0], again.relax(mols, 5, seed=1).positions[0])
+    assert not any(p.suffix == ".pickle" for p in (tmp_path / "own").iterdir())
+
+
+class Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_unsafe_corrupt_and_mismatching_checkpoints_are_refused(tmp_path, rng):
+    state = write_original(tmp_path / "c", "qm9", True, 16, 2, rng)
+    # a malicious args.pickle
+    (tmp_path / "c" / "args.pickle").write_bytes(pickle.dumps(Exploit()))
+    with pytest.raises(CheckpointError, match="refusing to load posix.system|refusing to load os.system"):
+        load_checkpoint(tmp_path / "c")
+    write_original(tmp_path / "c", "qm9", True, 16, 2, rng)
+    # a malicious weights file
+    torch.save({"x": Exploit()}, tmp_path / "c" / "generative_model_ema.npy")
+    with pytest.raises(CheckpointError, match="cannot load the weights safely"):
+        load_checkpoint(tmp_path / "c")
+    # truncated weights
+    torch.save(state, tmp_path / "c" / "generative_model_ema.npy")
+    data = (tmp_path / "c" / "generative_model_ema.npy").read_bytes()
+    (tmp_path / "c" / "generative_model_ema.npy").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cannot load the weights safely"):
+        load_checkpoint(tmp_path / "c")
+    # a missing key
+    del state["dynamics.egnn.e_block_1.gcl_0.att_mlp.0.bias"]
+    torch.save(state, tmp_path / "c" / "generative_model_ema.npy")
+    with pytest.raises(CheckpointError, match="missing \\['dynamics.egnn.e_block_1.gcl_0.att_mlp.0.bias'\\]"):
+        load_checkpoint(tmp_path / "c")
+    # truncated args.pickle, empty folder, conditional model
+    (tmp_path / "c" / "args.pickle").write_bytes(pickle.dumps(argparse.Namespace(nf=1))[:10])
+    with pytest.raises(CheckpointError, match="not a safe, readable args.pickle"):
+        load_checkpoint(tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        load_checkpoint(tmp_path / "empty")
+    write_original(tmp_path / "cond", "qm9", True, 16, 2, rng)
+    args = pickle.loads((tmp_path / "cond" / "args.pickle").read_bytes())
+    args.conditioning, args.context_node_nf = ["alpha"], 1
+    (tmp_path / "cond" / "args.pickle").write_bytes(pickle.dumps(args))
+    with pytest.raises(CheckpointError, match="conditional models"):
+        load_checkpoint(tmp_path / "cond")
