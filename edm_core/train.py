@@ -1,0 +1,234 @@
+"""Training EDM on ground-state geometries, with the original's defaults.
+
+Defaults (EDM_SPEC.md section 7): l2 loss, t uniform over {0..T}, AdamW (lr 1e-4,
+amsgrad, weight decay 1e-12), EMA of the weights with beta 0.9999 after every
+step, gradient clipping at 1.5 x mean + 2 x std of the last 50 recorded gradient
+norms (the queue starts with 3000; a clipped step records the clip value).
+
+Our extension: ``t_max < 1`` trains only on the low-noise part of the schedule
+(t <= t_max), the part a relaxation from n <= t_max T uses.
+
+A run folder holds ``train_state.pt`` (everything needed to resume: weights,
+EMA, optimizer, clipping queue, counters, RNG states; written atomically every
+epoch) and ``epoch_XXXX/`` checkpoints in the own format (EMA weights), each with
+its metadata (epochs, steps, wall time, validation loss, data).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from edm_core.checkpoint import save_checkpoint
+from edm_core.diffusion import Noise
+from edm_core.model import EDMConfig, EDMDenoiser
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings (the original's defaults)."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 1e-12
+    ema_decay: float = 0.9999
+    clip_grad: bool = True
+    t_max: float = 1.0
+    checkpoint_every: int = 1
+    seed: int = 0
+    device: str = "cpu"
+    n_valid: int = 500
+
+    def __post_init__(self) -> None:
+        if not 0 < self.t_max <= 1:
+            raise ValueError(f"t_max must be in (0, 1], got {self.t_max}")
+        if self.epochs < 1 or self.batch_size < 1 or self.checkpoint_every < 1:
+            raise ValueError("epochs, batch_size and checkpoint_every must be >= 1")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+class GradientClipper:
+    """EDM's adaptive gradient clipping (a queue of the last 50 norms)."""
+
+    def __init__(self, maxlen: int = 50, initial: float = 3000.0) -> None:
+        self.queue: deque[float] = deque([initial], maxlen=maxlen)
+
+    @property
+    def max_norm(self) -> float:
+        q = np.array(self.queue)
+        return float(1.5 * q.mean() + 2 * q.std())
+
+    def __call__(self, parameters: Any) -> float:
+        max_norm = self.max_norm
+        norm = float(torch.nn.utils.clip_grad_norm_(parameters, max_norm=max_norm, norm_type=2.0))
+        self.queue.append(min(norm, max_norm))
+        return norm
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> None:
+    """ema <- beta ema + (1 - beta) model, parameter by parameter."""
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters()):
+            pe.mul_(beta).add_(pm.detach(), alpha=1 - beta)
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """A shuffled partition of range(n) into batches."""
+    order = rng.permutation(n)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+class Trainer:
+    """Trains an :class:`EDMDenoiser` on (numbers, positions) molecules; resumable.
+
+    Parameters
+    ----------
+    config : EDMConfig
+        The model (ignored when resuming: the saved one is used).
+    settings : TrainSettings
+    train, valid : sequences of (numbers, positions)
+        Ground-state molecules (Angstrom).
+    out_dir : Path
+        The run folder; an existing ``train_state.pt`` there is resumed.
+    data_description : dict
+        Recorded in every checkpoint's metadata (dataset, split, content hash).
+    """
+
+    def __init__(self, config: EDMConfig, settings: TrainSettings, train: Sequence[tuple[np.ndarray, np.ndarray]],
+                 valid: Sequence[tuple[np.ndarray, np.ndarray]], out_dir: Path,
+                 data_description: dict[str, Any] | None = None) -> None:
+        self.settings = settings
+        self.train_set, self.valid_set = list(train), list(valid)[: settings.n_valid]
+        self.out_dir = Path(out_dir)
+        self.data_description = data_description or {}
+        self.device = torch.device(settings.device)
+        state_path = self.out_dir / "train_state.pt"
+        if state_path.is_file():
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            config = EDMConfig.from_json(json.loads(state["config"]))
+        else:
+            state = None
+        torch.manual_seed(settings.seed)
+        self.model = EDMDenoiser(config).to(self.device)
+        self.ema = copy.deepcopy(self.model)
+        self.optimizer = torch.optim.AdamW(self.model.model.parameters(), lr=settings.lr, amsgrad=True,
+                                           weight_decay=settings.weight_decay)
+        self.clipper = GradientClipper()
+        self.epoch, self.step, self.wall_s = 0, 0, 0.0
+        self.history: list[dict[str, Any]] = []
+        self.rng = np.random.default_rng(settings.seed)
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        if state is not None:
+            self._restore(state)
+
+    # -- state --------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        return {
+            "config": json.dumps(self.model.config.to_json()),
+            "settings": json.dumps(dataclasses.asdict(self.settings)),
+            "model": self.model.model.state_dict(), "ema": self.ema.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "clip_queue": list(self.clipper.queue),
+            "epoch": self.epoch, "step": self.step, "wall_s": self.wall_s, "history": json.dumps(self.history),
+            "numpy_rng": json.dumps(self.rng.bit_generator.state), "torch_rng": self.generator.get_state(),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.model.load_state_dict(state["model"])
+        self.ema.model.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.clipper.queue = deque(state["clip_queue"], maxlen=50)
+        self.epoch, self.step, self.wall_s = int(state["epoch"]), int(state["step"]), float(state["wall_s"])
+        self.history = json.loads(state["history"])
+        self.rng.bit_generator.state = json.loads(state["numpy_rng"])
+        self.generator.set_state(state["torch_rng"])
+
+    # -- training --------------------------------------------------------------------------------
+    def _z(self, model: EDMDenoiser, idx: np.ndarray, data: list) -> tuple[torch.Tensor, torch.Tensor]:
+        x, one_hot, charges, mask = model.pack([data[i] for i in idx], self.device)
+        return model.normalize(x, one_hot, charges, mask), mask
+
+    def train_step(self, idx: np.ndarray) -> float:
+        """One optimisation step on the molecules ``idx``; returns the loss."""
+        self.model.train()
+        z, mask = self._z(self.model, idx, self.train_set)
+        loss = self.model.model.l2_loss(z, mask, Noise(self.generator), t_max=self.settings.t_max)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.settings.clip_grad:
+            self.clipper(self.model.model.parameters())
+        self.optimizer.step()
+        ema_update(self.ema.model, self.model.model, self.settings.ema_decay)
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validation_loss(self, model: EDMDenoiser | None = None, seed: int = 12345) -> float:
+        """Mean l2 loss on the validation molecules with fixed noise (comparable across epochs)."""
+        model = model or self.ema
+        model.eval()
+        if not self.valid_set:
+            return float("nan")
+        noise = Noise.from_seed(seed)
+        losses, weights = [], []
+        for start in range(0, len(self.valid_set), self.settings.batch_size):
+            idx = np.arange(start, min(start + self.settings.batch_size, len(self.valid_set)))
+            z, mask = self._z(model, idx, self.valid_set)
+            losses.append(float(model.model.l2_loss(z, mask, noise, t_max=self.settings.t_max)))
+            weights.append(len(idx))
+        return float(np.average(losses, weights=weights))
+
+    def fit(self, progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+            stop_after_steps: int | None = None) -> list[dict[str, Any]]:
+        """Train until ``settings.epochs`` (resuming where a previous run stopped)."""
+        from tqdm import tqdm
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        while self.epoch < self.settings.epochs:
+            t0 = time.perf_counter()
+            losses = []
+            bar = tqdm(batches(len(self.train_set), self.settings.batch_size, self.rng),
+                       desc=f"epoch {self.epoch + 1}/{self.settings.epochs}", disable=not progress, leave=False)
+            for idx in bar:
+                losses.append(self.train_step(idx))
+                bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+                if stop_after_steps is not None and self.step >= stop_after_steps:
+                    return self.history
+            self.epoch += 1
+            self.wall_s += time.perf_counter() - t0
+            record = {"epoch": self.epoch, "step": self.step, "train_loss": float(np.mean(losses)),
+                      "valid_loss": self.validation_loss(), "wall_s": round(self.wall_s, 1)}
+            self.history.append(record)
+            if self.epoch % self.settings.checkpoint_every == 0 or self.epoch == self.settings.epochs:
+                self.save_epoch_checkpoint(record)
+            _atomic_torch_save(self._state(), self.out_dir / "train_state.pt")
+            if on_epoch is not None:
+                on_epoch(record)
+        return self.history
+
+    def save_epoch_checkpoint(self, record: dict[str, Any]) -> Path:
+        """The EMA weights after this epoch, in the own format, with a model card's facts."""
+        metadata = {
+            **record, "n_parameters": self.model.n_parameters, "train_settings": dataclasses.asdict(self.settings),
+            "data": {**self.data_description, "n_train": len(self.train_set), "n_valid": len(self.valid_set)},
+            "weights": "EMA", "torch": torch.__version__,
+        }
+        return save_checkpoint(self.ema, self.out_dir / f"epoch_{self.epoch:04d}", metadata)
