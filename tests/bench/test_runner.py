@@ -1,0 +1,56 @@
+"""`edm-bench run` end to end on a tiny built dataset: files, keys, resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.cli import app
+from bench.data.build import build_dataset
+from bench.store import ResultStore
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "in.smi").write_text("CCO\nCC(C)O\nCCN\nOCCO\nCC=O\nCOC\nCCCC\nCC#N\nNCC=O\nOC=O\n")
+    build_dataset("qm9-xtb", out_dir=root / "set", smiles_path=root / "in.smi", workers=1, progress=False)
+    return root / "set"
+
+
+def test_run_writes_tables_summary_report_and_manifest(tiny_dataset, tmp_path):
+    args = ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "3", "--methods", "mmff,uff",
+            "--out", str(tmp_path / "run"), "--store", str(tmp_path / "store.sqlite")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    for name in ("manifest.json", "summary.json", "report.md", "energy.csv", "relax.parquet", "relax_summary.csv"):
+        assert (run / name).is_file(), name
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["n_molecules"] == 3 and set(summary["methods"]) == {"mmff", "uff"}
+    assert summary["methods"]["mmff"]["median_speedup"] == 0.0 and summary["methods"]["mmff"]["energy_ratio"] == 1.0
+    for key in ("energy_ratio", "median_speedup", "p25_speedup", "p75_speedup", "fraction_slower"):
+        assert key in summary["methods"]["uff"]
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["settings"]["oracle"]["oracle"] == "xtb" and manifest["settings"]["run"]["fmax_ev_ang"] == 0.03
+    assert manifest["settings"]["step_counting"] == "ASE Optimizer.get_number_of_steps()"
+    assert len(manifest["settings"]["dataset"]["ids"]) == 3 and "tblite" in manifest["versions"]
+
+    # a second run computes nothing new: every oracle result is in the store
+    store = ResultStore(tmp_path / "store.sqlite")
+    before = store.count()
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0
+    assert store.count() == before
+    assert json.loads((run / "summary.json").read_text())["methods"] == summary["methods"]
+
+
+def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "uff",
+                                      "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "must include 'mmff'" in str(result.exception)
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "mmff,gaff",
+                                      "--out", str(tmp_path / "r")])
+    assert "Unknown baseline 'gaff'" in str(result.exception)
