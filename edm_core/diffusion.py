@@ -113,7 +113,11 @@ class EnVariationalDiffusion(nn.Module):
         return torch.sqrt(torch.sigmoid(-gamma))
 
     def predict_noise(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
-        """The network output eps_hat(z_t, t) in normalised space."""
+        """The network output eps_hat(z_t, t) in normalised space (through the
+        inference backend when one is set, see :mod:`edm_core.backends`)."""
+        network = self.__dict__.get("inference_network")
+        if network is not None and not torch.is_grad_enabled():
+            return network(z, t, node_mask)
         return self.dynamics(z, t, node_mask)
 
     def _times(self, s: int, b: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -141,6 +141,7 @@ class EDMDenoiser(nn.Module):
         self.config = config
         self.model = model or build_model(config)
         self._type_index = {z: i for i, z in enumerate(config.atomic_numbers)}
+        self.backend = "torch"
 
     # -- the original's interface ----------------------------------------------------------
     def gamma(self, t: torch.Tensor | float) -> torch.Tensor:
@@ -155,6 +156,18 @@ class EDMDenoiser(nn.Module):
     def predict_noise(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
         """The network output in normalised space, as the original computes it."""
         return self.model.predict_noise(z, t, node_mask)
+
+    def use_backend(self, name: str = "auto") -> str:
+        """Evaluate the network with backend ``name`` (``torch``, ``cpp`` or ``auto``)
+        in inference (no-grad) calls; returns the resolved name. Training and
+        gradient-enabled calls always use the torch reference."""
+        from edm_core.backends import make_network, resolve_backend
+
+        resolved = resolve_backend(name, self._device())
+        network = None if resolved == "torch" else make_network(self.model.dynamics, resolved)
+        self.model.__dict__["inference_network"] = network
+        self.backend = resolved
+        return resolved
 
     @property
     def n_parameters(self) -> int:
