@@ -356,41 +356,69 @@ def build_dataset(
                    unit="mol", disable=not progress, smoothing=0.05)
         pending = iter(todo)
         n_rej = 0
+        pool = make_executor(n_workers, dask)
+        previous = _sigterm_as_interrupt()
         try:
-            with make_executor(n_workers, dask) as pool:
-                # A bounded number in flight: molecules finish nearly in file order,
-                # so an interrupted build holds a prefix of the SMILES file.
-                in_flight = {}
-                for i, s in itertools.islice(pending, 2 * n_workers):
-                    in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s)
-                while in_flight:
-                    fut = next(as_completed(in_flight))
-                    i, s = in_flight.pop(fut)
-                    for j, t in itertools.islice(pending, 1):
-                        in_flight[pool.submit(build_molecule, j, t, name, settings)] = (j, t)
-                    try:
-                        row = fut.result()
-                    except Exception as exc:  # a crashed worker is a reject, not a dead build
-                        row = {"source_index": i, "input_smiles": s, "status": "rejected", "stage": "worker",
-                               "reason": f"{type(exc).__name__}: {exc}"}
-                    store.put("build", key(i, s), row)
-                    n_rej += row["status"] != "ok"
-                    if on_result is not None:
-                        on_result(row)
-                    bar.update(1)
-                    bar.set_postfix(rejected=n_rej)
-                    if checkpoint_s and time.perf_counter() - last_checkpoint > checkpoint_s:
-                        finalise()
-                        last_checkpoint = time.perf_counter()
+            # A bounded number in flight: molecules finish nearly in file order,
+            # so an interrupted build holds a prefix of the SMILES file.
+            in_flight = {}
+            for i, s in itertools.islice(pending, 2 * n_workers):
+                in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s)
+            while in_flight:
+                fut = next(as_completed(in_flight))
+                i, s = in_flight.pop(fut)
+                for j, t in itertools.islice(pending, 1):
+                    in_flight[pool.submit(build_molecule, j, t, name, settings)] = (j, t)
+                try:
+                    row = fut.result()
+                except Exception as exc:  # a crashed worker is a reject, not a dead build
+                    row = {"source_index": i, "input_smiles": s, "status": "rejected", "stage": "worker",
+                           "reason": f"{type(exc).__name__}: {exc}"}
+                store.put("build", key(i, s), row)
+                n_rej += row["status"] != "ok"
+                if on_result is not None:
+                    on_result(row)
+                bar.update(1)
+                bar.set_postfix(rejected=n_rej)
+                if checkpoint_s and time.perf_counter() - last_checkpoint > checkpoint_s:
+                    finalise()
+                    last_checkpoint = time.perf_counter()
         except KeyboardInterrupt:
-            # Stopped by hand or SIGINT: write what is done, then stop.
+            # Stopped (Ctrl-C, SIGINT or SIGTERM): drop queued molecules without
+            # waiting for running ones (their workers die with this process), and
+            # write what is done.
+            pool.shutdown(wait=False, cancel_futures=True)
             finalise()
             raise
+        else:
+            pool.shutdown()
         finally:
             bar.close()
+            _restore_sigterm(previous)
     manifest = finalise()
     store.close()
     return manifest
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM stop a build like Ctrl-C (main thread only); returns the old handler."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    import signal
+
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _import_existing(out_dir: Path, skey: str, store: ResultStore, key: Callable[[int, str], str],

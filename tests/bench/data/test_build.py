@@ -189,3 +189,33 @@ def test_killing_the_driver_kills_its_workers(tmp_path):
     alive = [p for p in workers if os.path.exists(f"/proc/{p}")
              and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
     assert alive == []
+
+
+def test_sigterm_stops_the_build_at_once_and_keeps_what_is_done(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("C\nO\n" + "\n".join(["CCCCCCCCCO"] * 30) + "\n")
+    code = ("from bench.data.build import build_dataset; "
+            f"build_dataset('qm9-xtb', out_dir={str(tmp_path / 'd')!r}, smiles_path={str(smiles)!r}, workers=1, "
+            "progress=False)")
+    driver = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
+    store = tmp_path / "d" / "work" / "build.sqlite"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if store.exists():
+            from bench.store import ResultStore
+
+            if ResultStore(store).count("build") >= 2:
+                break
+        time.sleep(0.2)
+    os.kill(driver.pid, signal.SIGTERM)
+    t0 = time.time()
+    driver.wait(timeout=30)
+    assert time.time() - t0 < 10  # did not wait for the queue
+    manifest = read_manifest(tmp_path / "d")
+    assert manifest["source"]["lines_done"] >= 2 and not manifest["source"]["complete"]
