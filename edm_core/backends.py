@@ -5,6 +5,7 @@ name     implementation                                         device
 =======  =====================================================  ==========
 torch    ``edm_core.egnn`` (the reference, padded, dense pairs)  CPU, CUDA
 cpp      ``kernels._egnn_cpp.egnn_forward`` (fused, ragged)      CPU
+onnx     the network exported to ONNX, run by onnxruntime       CPU, CUDA
 =======  =====================================================  ==========
 
 ``auto`` picks the fastest available for the model's device (cpp on CPU when
@@ -18,11 +19,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from edm_core.dynamics import EGNNDynamics
+
+if TYPE_CHECKING:
+    from edm_core.model import EDMDenoiser
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +49,18 @@ def _cpp_info() -> BackendInfo:
     return BackendInfo("cpp", kernels.cpp_available(), kernels.cpp_unavailable_reason())
 
 
+def _onnx_info() -> BackendInfo:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        return BackendInfo("onnx", False, f"onnxruntime is not installed ({exc}); pip install onnxruntime")
+    return BackendInfo("onnx", True)
+
+
 BACKENDS: dict[str, Callable[[], BackendInfo]] = {
     "torch": lambda: BackendInfo("torch", True),
     "cpp": _cpp_info,
+    "onnx": _onnx_info,
 }
 
 
@@ -155,12 +169,17 @@ class CppNetwork:
         return out
 
 
-def make_network(dynamics: EGNNDynamics, backend: str) -> Network:
-    """The callable evaluating ``dynamics`` with a resolved backend name."""
+def make_network(denoiser: "EDMDenoiser", backend: str) -> Network:
+    """The callable evaluating ``denoiser``'s network with a resolved backend name."""
+    dynamics = denoiser.model.dynamics
     if backend == "torch":
         return dynamics
     if backend == "cpp":
         return CppNetwork(dynamics)
+    if backend == "onnx":
+        from edm_core.onnx_backend import onnx_network
+
+        return onnx_network(denoiser)
     raise ValueError(f"Unknown backend {backend!r}, choose from {sorted(BACKENDS)}")
 
 

@@ -158,13 +158,13 @@ class EDMDenoiser(nn.Module):
         return self.model.predict_noise(z, t, node_mask)
 
     def use_backend(self, name: str = "auto") -> str:
-        """Evaluate the network with backend ``name`` (``torch``, ``cpp`` or ``auto``)
+        """Evaluate the network with backend ``name`` (``torch``, ``cpp``, ``onnx`` or ``auto``)
         in inference (no-grad) calls; returns the resolved name. Training and
         gradient-enabled calls always use the torch reference."""
         from edm_core.backends import make_network, resolve_backend
 
         resolved = resolve_backend(name, self._device())
-        network = None if resolved == "torch" else make_network(self.model.dynamics, resolved)
+        network = None if resolved == "torch" else make_network(self, resolved)
         self.model.__dict__["inference_network"] = network
         self.backend = resolved
         return resolved

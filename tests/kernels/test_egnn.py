@@ -112,3 +112,36 @@ def test_kernel_refuses_mismatched_inputs():
         _egnn_cpp.egnn_forward(h0, np.zeros((3, 3), np.float32), np.array([0, 2]), **w)
     with pytest.raises(ValueError, match="number of layer weight arrays"):
         _egnn_cpp.egnn_forward(h0, np.zeros((3, 3), np.float32), np.array([0, 3]), **{**w, "n_layers": 2})
+
+
+def test_onnx_backend_round_trips_with_dynamic_axes(rng, tmp_path):
+    from edm_core.onnx_backend import OnnxNetwork, export_onnx
+
+    model = random_model(16, 2, seed=9)
+    export_onnx(model, tmp_path / "model.onnx")
+    net = OnnxNetwork(tmp_path / "model.onnx")
+    assert net.config == model.config
+    for sizes in ([3, 12, 7], [1], [29, 29]):  # other batch and atom sizes than at export
+        mols = molecules(rng, sizes)
+        t = rng.uniform(size=(len(sizes), 1))
+        ref64, mask = outputs(model, mols, t, "torch", torch.float64)
+        got, _ = outputs(model, mols, t, "onnx")
+        assert float((got - ref64).abs().max() / ref64.abs().max()) < 1e-4
+        assert torch.all(got[~mask[..., 0].bool()] == 0)
+
+
+def test_onnx_with_the_wrong_signature_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
+
+    x = helper.make_tensor_value_info("positions", TensorProto.FLOAT, ["b", "n", 3])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["b", "n", 3])
+    graph = helper.make_graph([helper.make_node("Identity", ["positions"], ["out"])], "g", [x], [y])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "bad.onnx")
+    with pytest.raises(OnnxSignatureError, match="bad.onnx: inputs \\['positions'\\]"):
+        OnnxNetwork(tmp_path / "bad.onnx", source="bad.onnx")
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    with pytest.raises(OnnxSignatureError, match="not a loadable ONNX model"):
+        OnnxNetwork(tmp_path / "junk.onnx", source="junk.onnx")
