@@ -5,11 +5,14 @@ name     implementation                                         device
 =======  =====================================================  ==========
 torch    ``edm_core.egnn`` (the reference, padded, dense pairs)  CPU, CUDA
 cpp      ``kernels._egnn_cpp.egnn_forward`` (fused, ragged)      CPU
+triton   ``kernels.egnn_triton`` per-pair kernels + torch GEMMs  CUDA (CPU
+                                                                under
+                                                                TRITON_INTERPRET=1)
 onnx     the network exported to ONNX, run by onnxruntime       CPU, CUDA
 =======  =====================================================  ==========
 
-``auto`` picks the fastest available for the model's device (cpp on CPU when
-built, else torch) and logs why; the choice is recorded in run manifests via
+``auto`` picks the fastest available for the model's device (triton on CUDA,
+cpp on CPU when built, else torch) and logs why; the choice is recorded in run manifests via
 :func:`describe`. Training always uses the torch path (the backends are
 forward-only). This is the only module that imports ``kernels``.
 """
@@ -17,6 +20,7 @@ forward-only). This is the only module that imports ``kernels``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -49,6 +53,16 @@ def _cpp_info() -> BackendInfo:
     return BackendInfo("cpp", kernels.cpp_available(), kernels.cpp_unavailable_reason())
 
 
+def _triton_info() -> BackendInfo:
+    try:
+        import triton  # noqa: F401
+    except ImportError as exc:
+        return BackendInfo("triton", False, f"triton is not installed ({exc})")
+    if os.environ.get("TRITON_INTERPRET") == "1" or torch.cuda.is_available():
+        return BackendInfo("triton", True)
+    return BackendInfo("triton", False, "no CUDA device (set TRITON_INTERPRET=1 to run the kernels on the CPU)")
+
+
 def _onnx_info() -> BackendInfo:
     try:
         import onnxruntime  # noqa: F401
@@ -60,6 +74,7 @@ def _onnx_info() -> BackendInfo:
 BACKENDS: dict[str, Callable[[], BackendInfo]] = {
     "torch": lambda: BackendInfo("torch", True),
     "cpp": _cpp_info,
+    "triton": _triton_info,
     "onnx": _onnx_info,
 }
 
@@ -74,6 +89,9 @@ def resolve_backend(name: str, device: torch.device | str = "cpu") -> str:
     """
     device = torch.device(device)
     if name == "auto":
+        if device.type == "cuda" and _triton_info().available:
+            log.info("backend auto -> triton (CUDA device)")
+            return "triton"
         if device.type == "cpu":
             info = _cpp_info()
             if info.available:
@@ -151,22 +169,84 @@ class CppNetwork:
     def __call__(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
         from kernels import _egnn_cpp
 
-        b, n, d = z.shape
-        mask = node_mask[..., 0].bool()
-        counts = mask.sum(dim=1)
+        mask, counts, h0, x0, mol, _ = _ragged(z, t, node_mask)
         offsets = np.concatenate([[0], np.cumsum(counts.cpu().numpy())]).astype(np.int64)
-        zr = z[mask].float()
-        t_atoms = torch.as_tensor(t, dtype=torch.float32).reshape(-1, 1).expand(b, 1)[:, None, :].expand(b, n, 1)[mask]
-        h0 = torch.cat([zr[:, 3:], t_atoms], dim=1).contiguous().cpu().numpy()
-        x0 = zr[:, :3].contiguous().cpu().numpy()
-        h_out, x_out = _egnn_cpp.egnn_forward(h0, x0, offsets, **self.weights)
-        vel = torch.from_numpy(x_out - x0)
-        mol = torch.repeat_interleave(torch.arange(b), counts.cpu())
-        mean = torch.zeros((b, 3)).index_add_(0, mol, vel) / counts.clamp(min=1)[:, None].cpu().float()
-        vel = vel - mean[mol]
-        out = torch.zeros((b, n, d), dtype=z.dtype, device=z.device)
-        out[mask] = torch.cat([vel, torch.from_numpy(h_out[:, :-1])], dim=1).to(z.dtype).to(z.device)
-        return out
+        h_out, x_out = _egnn_cpp.egnn_forward(h0.cpu().numpy(), x0.cpu().numpy(), offsets, **self.weights)
+        vel = torch.from_numpy(x_out) - x0.cpu()
+        return _scatter_output(z.cpu(), mask.cpu(), counts.cpu(), mol.cpu(), vel,
+                               torch.from_numpy(h_out[:, :-1])).to(z.device)
+
+
+def _ragged(z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> tuple:
+    """Padded batch -> ragged atoms: (mask, counts, h0 = [features, t], x0, per-atom
+    molecule start and count, molecule index)."""
+    b, n, _ = z.shape
+    mask = node_mask[..., 0].bool()
+    counts = mask.sum(dim=1)
+    zr = z[mask].float()
+    t_atoms = torch.as_tensor(t, dtype=torch.float32, device=z.device).reshape(-1, 1).expand(b, 1)
+    t_atoms = t_atoms[:, None, :].expand(b, n, 1)[mask]
+    mol = torch.repeat_interleave(torch.arange(b, device=z.device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    h0 = torch.cat([zr[:, 3:], t_atoms], dim=1).contiguous()
+    return mask, counts, h0, zr[:, :3].contiguous(), mol, starts
+
+
+def _scatter_output(z: torch.Tensor, mask: torch.Tensor, counts: torch.Tensor, mol: torch.Tensor,
+                    vel: torch.Tensor, h_out: torch.Tensor) -> torch.Tensor:
+    """Centre the velocity per molecule and scatter [vel, h_out] back to the padded layout."""
+    b = z.shape[0]
+    mean = torch.zeros((b, 3), dtype=vel.dtype, device=vel.device).index_add_(0, mol, vel)
+    vel = vel - (mean / counts.clamp(min=1)[:, None].to(vel.dtype))[mol]
+    out = torch.zeros_like(z)
+    out[mask] = torch.cat([vel, h_out], dim=1).to(z.dtype)
+    return out
+
+
+class TritonNetwork:
+    """eps_hat(z, t) with the per-pair work in Triton kernels and per-node GEMMs in torch.
+
+    ``allow_tf32`` (opt-in) uses TF32 tensor cores for the pair products on GPUs.
+    """
+
+    def __init__(self, dynamics: EGNNDynamics, allow_tf32: bool = False) -> None:
+        if not dynamics.condition_time:
+            raise ValueError("the fused kernels need condition_time=True (every published EDM model)")
+        device = next(dynamics.parameters()).device
+        w = pack_egnn_weights(dynamics)
+        self.allow_tf32 = allow_tf32
+        self.w = {k: (torch.as_tensor(v, device=device) if isinstance(v, np.ndarray) else
+                      [torch.as_tensor(a, device=device) for a in v] if isinstance(v, list) else v)
+                  for k, v in w.items()}
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+        from kernels.egnn_triton import egnn_coord, egnn_message
+
+        w = self.w
+        mask, counts, h0, x0, mol, starts = _ragged(z, t, node_mask)
+        start = starts[mol].to(torch.int64).contiguous()
+        count = counts[mol].to(torch.int64).contiguous()
+        max_atoms = int(counts.max()) if len(counts) else 1
+        silu = torch.nn.functional.silu
+        h = h0 @ w["emb_w_t"] + w["emb_b"]
+        x = x0
+        k = 0
+        for layer in range(w["n_layers"]):
+            for _ in range(w["inv_sublayers"]):
+                m, v = w["gcl"][6 * k:6 * k + 6], w["gcl_vec"][8 * k:8 * k + 8]
+                P = (h @ m[0] + v[2]).contiguous()
+                Q = (h @ m[1]).contiguous()
+                agg = egnn_message(P, Q, x, x0, start, count, v[0], v[1], m[2], v[3], v[4], v[5],
+                                   w["normalization_factor"], max_atoms, self.allow_tf32)
+                h = h + silu(h @ m[3] + agg @ m[4] + v[6]) @ m[5] + v[7]
+                k += 1
+            m, v = w["coord"][3 * layer:3 * layer + 3], w["coord_vec"][5 * layer:5 * layer + 5]
+            P = (h @ m[0] + v[2]).contiguous()
+            Q = (h @ m[1]).contiguous()
+            x = x + egnn_coord(P, Q, x, x0, start, count, v[0], v[1], m[2], v[3], v[4], w["coords_range"],
+                               w["norm_constant"], w["normalization_factor"], max_atoms, self.allow_tf32)
+        h_out = h @ w["out_w_t"] + w["out_b"]
+        return _scatter_output(z, mask, counts, mol, x - x0, h_out[:, :-1])
 
 
 def make_network(denoiser: "EDMDenoiser", backend: str) -> Network:
@@ -176,6 +256,8 @@ def make_network(denoiser: "EDMDenoiser", backend: str) -> Network:
         return dynamics
     if backend == "cpp":
         return CppNetwork(dynamics)
+    if backend == "triton":
+        return TritonNetwork(dynamics)
     if backend == "onnx":
         from edm_core.onnx_backend import onnx_network
 

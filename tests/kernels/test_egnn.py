@@ -145,3 +145,19 @@ def test_onnx_with_the_wrong_signature_is_refused(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     with pytest.raises(OnnxSignatureError, match="not a loadable ONNX model"):
         OnnxNetwork(tmp_path / "junk.onnx", source="junk.onnx")
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")  # interpreter's sigmoid
+@pytest.mark.parametrize(("nf", "sizes"), [(16, [1, 2, 7, 13]), (24, [5, 3, 20]), (32, [70])])
+def test_triton_kernels_match_the_float64_reference(rng, nf, sizes):
+    """Runs on the CPU through Triton's interpreter (conftest), natively on a GPU host."""
+    pytest.importorskip("triton")
+    model = random_model(nf, 2, seed=nf + 1)
+    mols = molecules(rng, sizes)
+    t = rng.uniform(size=(len(sizes), 1))
+    ref64, mask = outputs(model, mols, t, "torch", torch.float64)
+    ref32, _ = outputs(model, mols, t, "torch")
+    got, _ = outputs(model, mols, t, "triton")
+    err, ref_err = (got - ref64).abs(), (ref32 - ref64).abs()
+    assert torch.all(err <= 2 * ref_err + 1e-5 * ref64.abs().max())
+    assert torch.all(got[~mask[..., 0].bool()] == 0)
