@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edm-bench-installed
 
-.PHONY: setup run test test-slow test-all clean
+.PHONY: setup run test test-slow test-all bench clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ test-slow: setup
 	$(BIN)/python -m pytest -q -m "slow or dft"
 
 test-all: test test-slow
+
+# Benchmarks (pytest-benchmark) and the backend table; not part of the tests.
+bench: setup
+	$(BIN)/python -m pytest -q --benchmark-only -p no:randomly tests/kernels/test_bench_egnn.py
+	$(BIN)/edm-bench perf
 
 clean:
 	rm -rf build $(VENV) .pytest_cache runs

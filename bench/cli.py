@@ -123,5 +123,23 @@ def train_cmd(
     typer.echo(f"checkpoints in {out}/epoch_*")
 
 
+@app.command("perf")
+def perf_cmd(
+    backends: Annotated[str, typer.Option(help="Comma-separated: torch, cpp, onnx, triton, or 'auto' for all "
+                                                "available here.")] = "auto",
+    quick: Annotated[bool, typer.Option(help="Smaller cases (for CI).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
+) -> None:
+    """Network evaluations per second per backend, with ratios to the torch reference."""
+    from edm_core.backends import BACKENDS
+
+    from bench.perf import format_table, records_as_dicts, run_perf
+
+    names = [n for n, info in BACKENDS.items() if info().available] if backends == "auto" else \
+        [b.strip() for b in backends.split(",") if b.strip()]
+    records = run_perf(names, quick=quick, progress=not as_json)
+    typer.echo(json.dumps(records_as_dicts(records), indent=1) if as_json else format_table(records))
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()

@@ -1,0 +1,152 @@
+"""``edm-bench perf``: speed of the denoiser network per backend, side by side.
+
+Cases (EDM's QM9 network, nf 256, 9 layers, random weights: speed does not
+depend on the weights):
+
+* ``single``  - one 18-atom QM9 molecule;
+* ``qm9x64``  - a ragged batch of 64 real QM9 test molecules;
+* ``drugs``   - a batch of DRUGS-sized molecules (the shipped drugs-xtb test set);
+* ``relax50`` - an n = 50 relaxation of up to 100 QM9 test molecules, end to end,
+  next to the GFN2-xTB relaxation of the same molecules from their MMFF starts.
+
+Every backend is timed in the same process right after the reference, and
+ratios are reported against the torch reference (written like the original
+EDM code), so they survive a noisy machine; absolute times are the machine's.
+Achieved GFLOP/s count the useful work of the split formulation (per pair
+2 x 2 nf^2, per node 7 x 2 nf^2 flops per block) against the measured GEMM rate.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class PerfRecord:
+    backend: str
+    case: str
+    n_molecules: int
+    ms_per_molecule: float
+    evals_per_s: float
+    ratio_to_reference: float
+    gflops: float
+    roofline_fraction: float
+
+
+def useful_flops(sizes: np.ndarray, nf: int = 256, n_layers: int = 9) -> float:
+    """Flops of one network evaluation in the split formulation."""
+    pairs = float(np.sum(sizes * (sizes - 1)))
+    nodes = float(np.sum(sizes))
+    return n_layers * (pairs * 4 * nf * nf + nodes * 14 * nf * nf)
+
+
+def gemm_rate_gflops(repeats: int = 20) -> float:
+    """Measured float32 GEMM rate of this machine (4096 x 256 x 256), GFLOP/s."""
+    a, b = torch.randn(4096, 256), torch.randn(256, 256)
+    a @ b
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * 4096 * 256 * 256 * repeats / (time.perf_counter() - t0) / 1e9
+
+
+def _time(fn: Callable[[], object], min_time_s: float) -> float:
+    """Seconds per call (best of the repeats that fit in ``min_time_s``)."""
+    fn()
+    best, spent = float("inf"), 0.0
+    while spent < min_time_s or best == float("inf"):
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        best, spent = min(best, dt), spent + dt
+    return best
+
+
+def _cases(quick: bool) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
+    from bench.data import load_dataset
+
+    qm9 = load_dataset("qm9-xtb", "test")
+    mols = [(r.numbers, r.start_positions) for r in qm9[: (16 if quick else 100)]]
+    single = next((r.numbers, r.start_positions) for r in qm9 if r.n_atoms == 18)
+    try:
+        drugs = [(r.numbers, r.start_positions) for r in load_dataset("drugs-xtb", "test")][: (4 if quick else 16)]
+    except Exception:  # drugs-xtb may hold no test molecules in a partial build
+        drugs = []
+    cases = {"single": [single], "qm9x64": mols[:64], "relax50": mols}
+    if drugs:
+        cases["drugs"] = drugs
+    return cases
+
+
+def run_perf(backends: list[str], quick: bool = False, min_time_s: float = 1.0, progress: bool = True
+             ) -> list[PerfRecord]:
+    """Time every backend on every case; the torch reference is always included."""
+    from edm_core import EDMConfig, EDMDenoiser
+
+    torch.manual_seed(0)
+    reference = EDMDenoiser(EDMConfig()).eval()
+    gemm = gemm_rate_gflops()
+    cases = _cases(quick)
+    records: list[PerfRecord] = []
+    order = ["torch"] + [b for b in backends if b != "torch"]
+    for case, mols in cases.items():
+        sizes = np.array([len(n) for n, _ in mols])
+        ref_s = None
+        for backend in order:
+            model = copy.deepcopy(reference)
+            model.use_backend(backend)
+            if case == "relax50":
+                fn = lambda: model.relax(mols, 50, seed=0)  # noqa: E731
+                evals = 51
+            else:
+                x, one_hot, charges, mask = model.pack(mols)
+                z = model.normalize(x, one_hot, charges, mask)
+                t = torch.full((len(mols), 1), 0.05)
+
+                def fn(model=model, z=z, t=t, mask=mask) -> object:
+                    with torch.no_grad():
+                        return model.model.predict_noise(z, t, mask)
+
+                evals = 1
+            seconds = _time(fn, min_time_s if case != "relax50" else 0.0)
+            ref_s = seconds if backend == "torch" else ref_s
+            gflops = useful_flops(sizes) * evals / seconds / 1e9
+            records.append(PerfRecord(backend, case, len(mols), 1000 * seconds / len(mols),
+                                      evals * len(mols) / seconds, ref_s / seconds, gflops, gflops / gemm))
+            if progress:
+                print(f"  {case:8s} {backend:6s} {1000 * seconds / len(mols):9.2f} ms/molecule", flush=True)
+    records.append(_xtb_record(cases["relax50"][: (4 if quick else 20)]))
+    records.append(PerfRecord("gemm", "roofline", 0, 0.0, 0.0, 0.0, gemm, 1.0))
+    return records
+
+
+def _xtb_record(mols: list[tuple[np.ndarray, np.ndarray]]) -> PerfRecord:
+    """GFN2-xTB BFGS relaxations (fmax 0.03) from the MMFF starts: the cost a denoiser competes with."""
+    from ase import Atoms
+
+    from bench.oracles import get_oracle
+
+    xtb = get_oracle("xtb")
+    t0 = time.perf_counter()
+    for numbers, pos in mols:
+        xtb.relax(Atoms(numbers=numbers, positions=pos), fmax=0.03)
+    seconds = time.perf_counter() - t0
+    return PerfRecord("xtb", "relax_fmax0.03", len(mols), 1000 * seconds / len(mols), len(mols) / seconds,
+                      float("nan"), float("nan"), float("nan"))
+
+
+def records_as_dicts(records: list[PerfRecord]) -> list[dict]:
+    return [asdict(r) for r in records]
+
+
+def format_table(records: list[PerfRecord]) -> str:
+    import pandas as pd
+
+    df = pd.DataFrame(records_as_dicts(records))
+    return df.to_markdown(index=False, floatfmt=".3g")
