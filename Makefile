@@ -32,7 +32,7 @@ test-all: test test-slow
 
 # Benchmarks (pytest-benchmark) and the backend table; not part of the tests.
 bench: setup
-	$(BIN)/python -m pytest -q --benchmark-only -p no:randomly tests/kernels/test_bench_egnn.py
+	$(BIN)/python -m pytest -q --benchmark-only tests/kernels/test_bench_egnn.py
 	$(BIN)/edm-bench perf
 
 clean:

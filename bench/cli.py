@@ -36,15 +36,17 @@ def data_build(
 def data_info(
     name: Annotated[str, typer.Argument(help="A shipped set's name or a built folder.")],
     verify: Annotated[bool, typer.Option(help="Recompute the content hashes.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print the datasets/README.md section instead of JSON.")] = False,
 ) -> None:
     """Print a dataset's sizes, settings and content hashes."""
     from bench.data import load_dataset, read_manifest
+    from bench.data.dataset import describe_markdown
 
     manifest = read_manifest(name)
     if verify:
         for split in manifest["splits"]:
             load_dataset(name, split, verify=True)
-    typer.echo(json.dumps(manifest, indent=2))
+    typer.echo(describe_markdown(name) if markdown else json.dumps(manifest, indent=2))
     if verify:
         typer.echo("content hashes verified")
 

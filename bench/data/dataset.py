@@ -228,3 +228,39 @@ def load_dataset(name_or_path: str | os.PathLike[str], split: str = "test", veri
         raise InputError(f"{root}: content hash of split {split!r} does not match manifest.json")
     arrays = {k: np.concatenate([s[k] for s in shards]) for k in _ARRAYS}
     return MoleculeSet(arrays, split, manifest.get("name", str(name_or_path)))
+
+
+def describe_markdown(name_or_path: str | os.PathLike[str]) -> str:
+    """A Markdown section describing a dataset from its manifest (for datasets/README.md)."""
+    m = read_manifest(name_or_path)
+    s = m["settings"]
+    src = m["source"]
+    gap = m["start_minus_ground_kcal_mol"]
+    rows = "\n".join(
+        f"| {split} | {e['n_molecules']} | {e['n_atoms']} | `{e['content_sha256']}` |"
+        for split, e in m["splits"].items()
+    )
+    rejects = ", ".join(f"{k}: {v}" for k, v in sorted(m["rejects"]["by_stage"].items())) or "none"
+    status = "complete" if src.get("complete") else f"partial ({src['lines_done']} of {src['lines_requested']} lines)"
+    return f"""## {m['name']}
+
+{m['description']}.
+
+- Source: `{src['smiles_file']}` (sha256 `{src['smiles_sha256'][:16]}...`), first {src['lines_requested']} lines; {status}.
+- Start geometry: RDKit ETKDGv3 (seed {s['seed']}, {s['n_conformers']} conformer(s)), {s['mmff_variant']}
+  optimisation (max {s['mmff_max_iters']} iterations); the MMFF-lowest conformer, centred.
+- Ground state: GFN2-xTB (tblite {m['versions']['tblite']}), ASE {s['ground_optimizer']} to fmax
+  {s['ground_fmax']} eV/A (max {s['ground_max_steps']} steps){'' if s.get('screen_fmax') is None else
+  f"; conformers screened at fmax {s['screen_fmax']}, the lowest tightened"}; rejected if the covalent
+  bonding changes (bond longer than {s['bond_break_factor']} x or new contact shorter than
+  {s['bond_form_factor']} x the sum of covalent radii).
+- Split by sha256 of the canonical SMILES: {' / '.join(str(f) for f in s['split_fractions'])} (train / valid / test).
+- Molecules: {m['n_molecules']}; rejected: {m['rejects']['n']} ({rejects}; each listed with its reason
+  in `rejects.csv`).
+- MMFF start above the xTB ground state: median {gap['median']:.2f} kcal/mol, mean {gap['mean']:.2f} kcal/mol.
+- Build cost: {m['build']['cpu_s_summed_over_molecules']:.0f} worker-seconds summed over molecules (2-core machine, busy).
+
+| split | molecules | atoms | content sha256 (arrays) |
+| --- | --- | --- | --- |
+{rows}
+"""

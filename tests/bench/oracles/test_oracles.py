@@ -240,3 +240,17 @@ def test_dft_forces_are_minus_the_energy_gradient(water):
 def test_dft_scf_failure_is_recorded(water):
     sp = get_oracle("dft", max_cycle=2).single_point(water)
     assert sp.status == "failed" and "SCF not converged" in sp.message
+
+
+def test_a_single_atom_is_a_minimum_with_zero_steps():
+    neon = Atoms("Ne", positions=[(0.3, -0.2, 1.0)])
+    oracle = get_oracle("xtb")
+    sp = oracle.single_point(neon, name="Ne")
+    assert sp.ok and np.abs(sp.forces_ev_ang).max() < 1e-8
+    res = oracle.relax(neon, name="Ne")
+    assert res.converged and res.n_steps == 0
+    hydrogen = Atoms("H", positions=[(0, 0, 0)])  # one electron: a doublet by default
+    assert get_oracle("xtb").single_point(hydrogen).ok
+    hydrogen.info["multiplicity"] = 1
+    with pytest.raises(InputError, match="multiplicity 1 is impossible with 1 electrons"):
+        get_oracle("xtb").single_point(hydrogen, name="H atom")
