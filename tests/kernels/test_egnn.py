@@ -161,3 +161,16 @@ def test_triton_kernels_match_the_float64_reference(rng, nf, sizes):
     err, ref_err = (got - ref64).abs(), (ref32 - ref64).abs()
     assert torch.all(err <= 2 * ref_err + 1e-5 * ref64.abs().max())
     assert torch.all(got[~mask[..., 0].bool()] == 0)
+
+
+def test_the_original_style_timing_baseline_computes_the_same_network(rng):
+    from bench.perf import OriginalStyleNetwork
+
+    model = random_model(16, 3, seed=4)
+    mols = molecules(rng, [4, 9, 1])
+    t = rng.uniform(size=(3, 1))
+    ref, mask = outputs(model, mols, t, "torch")
+    x, one_hot, charges, mask = model.pack(mols)
+    z = model.normalize(x, one_hot, charges, mask)
+    got = OriginalStyleNetwork(model.model.dynamics)(z, torch.as_tensor(t, dtype=torch.float32), mask)
+    torch.testing.assert_close(got.double(), ref, atol=1e-4 * float(ref.abs().max()), rtol=1e-5)
