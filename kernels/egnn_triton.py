@@ -58,6 +58,29 @@ def _pair_distances(X, X0, a, start, j, jmask):
 
 
 @triton.jit
+def _receiver_setup(P, WR, WD, B, WT, a, NF: tl.constexpr, BLOCK_F: tl.constexpr):
+    """Feature lanes, P_i, the split first-layer vectors, and the second layer (W^T, b)."""
+    f = tl.arange(0, BLOCK_F)
+    fmask = f < NF
+    p_i = tl.load(P + a * NF + f, mask=fmask, other=0.0)
+    wr = tl.load(WR + f, mask=fmask, other=0.0)
+    wd = tl.load(WD + f, mask=fmask, other=0.0)
+    b = tl.load(B + f, mask=fmask, other=0.0)
+    w = tl.load(WT + f[:, None] * NF + f[None, :], mask=fmask[:, None] & fmask[None, :], other=0.0)
+    return f, fmask, p_i, wr, wd, b, w
+
+
+@triton.jit
+def _second_layer(e, w, b, ALLOW_TF32: tl.constexpr):
+    """silu(e W^T + b) with IEEE float32 products, or TF32 when allowed (opt-in)."""
+    if ALLOW_TF32:
+        m = tl.dot(e, w, input_precision="tf32") + b[None, :]
+    else:
+        m = tl.dot(e, w, input_precision="ieee") + b[None, :]
+    return m * tl.sigmoid(m)
+
+
+@triton.jit
 def _egnn_message_kernel(P, Q, X, X0, START, COUNT, WR, WD, W2T, B2, WA, BA, AGG, inv_norm,
                          NF: tl.constexpr, BLOCK_F: tl.constexpr, BLOCK_J: tl.constexpr,
                          ALLOW_TF32: tl.constexpr):
@@ -65,26 +88,15 @@ def _egnn_message_kernel(P, Q, X, X0, START, COUNT, WR, WD, W2T, B2, WA, BA, AGG
     a = tl.program_id(0)
     start = tl.load(START + a)
     n = tl.load(COUNT + a)
-    f = tl.arange(0, BLOCK_F)
-    fmask = f < NF
-    p_i = tl.load(P + a * NF + f, mask=fmask, other=0.0)
-    wr = tl.load(WR + f, mask=fmask, other=0.0)
-    wd = tl.load(WD + f, mask=fmask, other=0.0)
-    b2 = tl.load(B2 + f, mask=fmask, other=0.0)
+    f, fmask, p_i, wr, wd, b2, w2 = _receiver_setup(P, WR, WD, B2, W2T, a, NF, BLOCK_F)
     wa = tl.load(WA + f, mask=fmask, other=0.0)
     ba = tl.load(BA)
-    w2 = tl.load(W2T + f[:, None] * NF + f[None, :], mask=fmask[:, None] & fmask[None, :], other=0.0)
     acc = tl.zeros([BLOCK_F], dtype=tl.float32)
     for j0 in range(0, n, BLOCK_J):
         j = j0 + tl.arange(0, BLOCK_J)
         jmask = (j < n) & (start + j != a)
         _, _, _, r, d0 = _pair_distances(X, X0, a, start, j, jmask)
-        e = _pair_hidden(p_i, Q, start, j, jmask, f, fmask, r, d0, wr, wd, NF)
-        if ALLOW_TF32:
-            m = tl.dot(e, w2, input_precision="tf32") + b2[None, :]
-        else:
-            m = tl.dot(e, w2, input_precision="ieee") + b2[None, :]
-        m = m * tl.sigmoid(m)
+        m = _second_layer(_pair_hidden(p_i, Q, start, j, jmask, f, fmask, r, d0, wr, wd, NF), w2, b2, ALLOW_TF32)
         gate = tl.sigmoid(tl.sum(m * wa[None, :], axis=1) + ba)
         gate = tl.where(jmask, gate, 0.0) * inv_norm
         acc += tl.sum(m * gate[:, None], axis=0)
@@ -99,14 +111,8 @@ def _egnn_coord_kernel(P, Q, X, X0, START, COUNT, WR, WD, W6T, B6, W5, DX, coord
     a = tl.program_id(0)
     start = tl.load(START + a)
     n = tl.load(COUNT + a)
-    f = tl.arange(0, BLOCK_F)
-    fmask = f < NF
-    p_i = tl.load(P + a * NF + f, mask=fmask, other=0.0)
-    wr = tl.load(WR + f, mask=fmask, other=0.0)
-    wd = tl.load(WD + f, mask=fmask, other=0.0)
-    b6 = tl.load(B6 + f, mask=fmask, other=0.0)
+    f, fmask, p_i, wr, wd, b6, w6 = _receiver_setup(P, WR, WD, B6, W6T, a, NF, BLOCK_F)
     w5 = tl.load(W5 + f, mask=fmask, other=0.0)
-    w6 = tl.load(W6T + f[:, None] * NF + f[None, :], mask=fmask[:, None] & fmask[None, :], other=0.0)
     acc0 = tl.zeros([BLOCK_J], dtype=tl.float32)
     acc1 = tl.zeros([BLOCK_J], dtype=tl.float32)
     acc2 = tl.zeros([BLOCK_J], dtype=tl.float32)
@@ -114,12 +120,7 @@ def _egnn_coord_kernel(P, Q, X, X0, START, COUNT, WR, WD, W6T, B6, W5, DX, coord
         j = j0 + tl.arange(0, BLOCK_J)
         jmask = (j < n) & (start + j != a)
         dx, dy, dz, r, d0 = _pair_distances(X, X0, a, start, j, jmask)
-        e = _pair_hidden(p_i, Q, start, j, jmask, f, fmask, r, d0, wr, wd, NF)
-        if ALLOW_TF32:
-            m = tl.dot(e, w6, input_precision="tf32") + b6[None, :]
-        else:
-            m = tl.dot(e, w6, input_precision="ieee") + b6[None, :]
-        m = m * tl.sigmoid(m)
+        m = _second_layer(_pair_hidden(p_i, Q, start, j, jmask, f, fmask, r, d0, wr, wd, NF), w6, b6, ALLOW_TF32)
         s = tl.sum(m * w5[None, :], axis=1)
         s = (2.0 * tl.sigmoid(2.0 * s) - 1.0) * coords_range * inv_norm  # tanh
         scale = tl.where(jmask, s / (tl.sqrt(r + 1e-8) + norm_constant), 0.0)

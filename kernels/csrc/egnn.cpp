@@ -235,6 +235,27 @@ int64_t edge_hidden(int64_t i, int64_t a0, int64_t n, int64_t pair0, const float
     return row;
 }
 
+// The edge pass of one MLP (first layer split as P_i + Q_j + r w_r + d0 w_d,
+// second layer w_t, b): for every atom a (in parallel), build its receiver's
+// hidden rows m_aj (j != a, in j order) in thread-local scratch and hand them to
+// reduce(a, i, n, pair0, rows, m) at once, so they never outlive the receiver.
+template <class Reduce>
+void for_each_receiver(const Layout& L, int64_t N, int64_t nf, const float* P, const float* Q, const float* wr,
+                       const float* wd, const float* w_t, const float* b, const Geometry& g, Reduce reduce) {
+#pragma omp parallel
+    {
+        std::vector<float> e(L.n_max * nf), mh(L.n_max * nf);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t a = 0; a < N; ++a) {
+            const int64_t mol = L.mol_of[a], a0 = L.off[mol], n = L.off[mol + 1] - a0, i = a - a0;
+            const int64_t pair0 = L.pair_off[mol];
+            const int64_t rows = edge_hidden(i, a0, n, pair0, P, Q, wr, wd, w_t, b, g.r.data(), g.d0.data(), nf,
+                                             e.data(), mh.data());
+            reduce(a, i, n, pair0, rows, mh.data());
+        }
+    }
+}
+
 }  // namespace
 
 // The whole EGNN of EDM on a ragged batch. See edm_core/backends.py for the
@@ -280,27 +301,19 @@ static std::pair<FloatOut2, FloatOut2> egnn_forward(
             gemm_parallel(h.data(), nf, N, M[1].data(), nf, nf, Q.data(), nf, nullptr, false);
             const float* wa = V[4].data();
             const float ba = V[5].data()[0];
-#pragma omp parallel
-            {
-                std::vector<float> e(L.n_max * nf), mh(L.n_max * nf);
-#pragma omp for schedule(dynamic, 1)
-                for (int64_t a = 0; a < N; ++a) {
-                    const int64_t mol = L.mol_of[a], a0 = off[mol], n = off[mol + 1] - a0, i = a - a0;
-                    const int64_t rows = edge_hidden(i, a0, n, L.pair_off[mol], P.data(), Q.data(), V[0].data(),
-                                                     V[1].data(), M[2].data(), V[3].data(), g.r.data(), g.d0.data(),
-                                                     nf, e.data(), mh.data());
-                    float* ag = agg.data() + a * nf;
-                    std::fill(ag, ag + nf, 0.0f);
-                    for (int64_t j = 0; j < rows; ++j) {
-                        const float* mj = mh.data() + j * nf;
-                        float dot = ba;
-                        for (int64_t c = 0; c < nf; ++c) dot += mj[c] * wa[c];
-                        const float gate = sigmoid(dot) * inv_norm;
+            for_each_receiver(L, N, nf, P.data(), Q.data(), V[0].data(), V[1].data(), M[2].data(), V[3].data(), g,
+                              [&](int64_t a, int64_t, int64_t, int64_t, int64_t rows, const float* mh) {
+                float* ag = agg.data() + a * nf;
+                std::fill(ag, ag + nf, 0.0f);
+                for (int64_t j = 0; j < rows; ++j) {
+                    const float* mj = mh + j * nf;
+                    float dot = ba;
+                    for (int64_t c = 0; c < nf; ++c) dot += mj[c] * wa[c];
+                    const float gate = sigmoid(dot) * inv_norm;
 #pragma omp simd
-                        for (int64_t c = 0; c < nf; ++c) ag[c] += mj[c] * gate;
-                    }
+                    for (int64_t c = 0; c < nf; ++c) ag[c] += mj[c] * gate;
                 }
-            }
+            });
             // h <- h + W4 silu(W3a h + W3b agg + b3) + b4
             gemm_parallel(h.data(), nf, N, M[3].data(), nf, nf, tmp.data(), nf, V[6].data(), false);
             gemm_parallel(agg.data(), nf, N, M[4].data(), nf, nf, tmp.data(), nf, nullptr, true);
@@ -316,34 +329,26 @@ static std::pair<FloatOut2, FloatOut2> egnn_forward(
         gemm_parallel(h.data(), nf, N, M[0].data(), nf, nf, P.data(), nf, V[2].data(), false);
         gemm_parallel(h.data(), nf, N, M[1].data(), nf, nf, Q.data(), nf, nullptr, false);
         const float* w5 = V[4].data();
-#pragma omp parallel
-        {
-            std::vector<float> e(L.n_max * nf), mh(L.n_max * nf);
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t a = 0; a < N; ++a) {
-                const int64_t mol = L.mol_of[a], a0 = off[mol], n = off[mol + 1] - a0, i = a - a0;
-                const int64_t rows = edge_hidden(i, a0, n, L.pair_off[mol], P.data(), Q.data(), V[0].data(),
-                                                 V[1].data(), M[2].data(), V[3].data(), g.r.data(), g.d0.data(), nf,
-                                                 e.data(), mh.data());
-                float dx = 0.0f, dy = 0.0f, dz = 0.0f;
-                int64_t row = 0;
-                for (int64_t j = 0; j < n; ++j) {
-                    if (j == i) continue;
-                    const float* mj = mh.data() + row * nf;
-                    float dot = 0.0f;
-                    for (int64_t c = 0; c < nf; ++c) dot += mj[c] * w5[c];
-                    const float s = std::tanh(dot) * coords_range * inv_norm;
-                    const float* u = g.dir.data() + 3 * (L.pair_off[mol] + i * n + j);
-                    dx += u[0] * s;
-                    dy += u[1] * s;
-                    dz += u[2] * s;
-                    ++row;
-                }
-                x_next[3 * a] = x[3 * a] + dx;
-                x_next[3 * a + 1] = x[3 * a + 1] + dy;
-                x_next[3 * a + 2] = x[3 * a + 2] + dz;
+        for_each_receiver(L, N, nf, P.data(), Q.data(), V[0].data(), V[1].data(), M[2].data(), V[3].data(), g,
+                          [&](int64_t a, int64_t i, int64_t n, int64_t pair0, int64_t, const float* mh) {
+            float dx = 0.0f, dy = 0.0f, dz = 0.0f;
+            int64_t row = 0;
+            for (int64_t j = 0; j < n; ++j) {
+                if (j == i) continue;
+                const float* mj = mh + row * nf;
+                float dot = 0.0f;
+                for (int64_t c = 0; c < nf; ++c) dot += mj[c] * w5[c];
+                const float sc = std::tanh(dot) * coords_range * inv_norm;
+                const float* u = g.dir.data() + 3 * (pair0 + i * n + j);
+                dx += u[0] * sc;
+                dy += u[1] * sc;
+                dz += u[2] * sc;
+                ++row;
             }
-        }
+            x_next[3 * a] = x[3 * a] + dx;
+            x_next[3 * a + 1] = x[3 * a + 1] + dy;
+            x_next[3 * a + 2] = x[3 * a + 2] + dz;
+        });
         x.swap(x_next);
     }
 
