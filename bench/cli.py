@@ -66,6 +66,25 @@ def data_read(
         typer.echo(f"{mol.id}\t{len(mol.numbers)} atoms\tcharge {mol.charge}\t{mol.smiles or formula}")
 
 
+card_app = typer.Typer(help="Denoiser cards.", no_args_is_help=True)
+app.add_typer(card_app, name="card")
+
+
+@card_app.command("validate")
+def card_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Card files (YAML).")],
+    load: Annotated[bool, typer.Option(help="Also load each denoiser (checks paths, sha256, signature).")] = False,
+) -> None:
+    """Check cards against the schema (unknown keys rejected); exit 1 on the first bad one."""
+    from bench.cards import load_denoiser, read_card
+
+    for path in paths:
+        card = read_card(path)
+        if load:
+            load_denoiser(path)
+        typer.echo(f"ok  {path}  ({card['key']})")
+
+
 @app.command("run")
 def run_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/<dataset>-<split>-<oracle>).")] = None,

@@ -126,6 +126,18 @@ def as_numbers_positions(molecule: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(molecule.numbers), np.asarray(molecule.positions, dtype=float)
 
 
+class _NoTorchNetwork(nn.Module):
+    """Stands in for the EGNN of a denoiser that runs through an outside network."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__()
+        self.description = description
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        raise RuntimeError(f"this denoiser runs through {self.description} and has no torch network: "
+                           "call it under torch.no_grad() (sampling) and do not train it")
+
+
 class EDMDenoiser(nn.Module):
     """An EDM model with molecule-level operations.
 
@@ -157,12 +169,27 @@ class EDMDenoiser(nn.Module):
         """The network output in normalised space, as the original computes it."""
         return self.model.predict_noise(z, t, node_mask)
 
+    @classmethod
+    def from_network(cls, config: EDMConfig, network: Any, description: str) -> "EDMDenoiser":
+        """A denoiser whose network is an outside callable ``network(z, t, node_mask)``
+        (an ONNX session, a Python entry point): the sampler, schedule and
+        normalisation are ours, the weights are not. Gradient-enabled calls are
+        refused (there is no torch network to differentiate)."""
+        denoiser = cls(config)
+        denoiser.model.dynamics = _NoTorchNetwork(description)
+        denoiser.model.__dict__["inference_network"] = network
+        denoiser.backend = description
+        return denoiser
+
     def use_backend(self, name: str = "auto") -> str:
         """Evaluate the network with backend ``name`` (``torch``, ``cpp``, ``onnx`` or ``auto``)
         in inference (no-grad) calls; returns the resolved name. Training and
         gradient-enabled calls always use the torch reference."""
         from edm_core.backends import make_network, resolve_backend
 
+        if isinstance(self.model.dynamics, _NoTorchNetwork):
+            raise ValueError(f"this denoiser runs through {self.model.dynamics.description}; it has no torch "
+                             "network for another backend")
         resolved = resolve_backend(name, self._device())
         network = None if resolved == "torch" else make_network(self, resolved)
         self.model.__dict__["inference_network"] = network

@@ -1,0 +1,192 @@
+"""Denoiser cards: a YAML file per denoiser, checked against a schema, that says
+what the denoiser is and how to load it.
+
+Three ways in (``model.kind``):
+
+* ``edm-checkpoint`` - a folder in the original EDM format or edm-bench's own;
+* ``onnx``           - an ONNX file with the standard network signature
+  (:mod:`edm_core.onnx_backend`); the sampler loop is ours;
+* ``entry-point``    - ``module:object``, an object with ``config`` (an
+  :class:`edm_core.EDMConfig` or its JSON dict) and ``predict_noise(z, t, node_mask)``
+  (the same contract as the ONNX network).
+
+Unknown keys are rejected. Paths are relative to the card's folder and may not
+leave it unless ``allow_outside=True`` is passed (cards are untrusted input).
+The weights' sha256 is checked when the card gives one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.errors import InputError
+
+CARD_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["key", "name", "version", "model", "diffusion", "relaxation", "training"],
+    "properties": {
+        "key": {"type": "string", "pattern": "^[a-z0-9][a-z0-9._-]*$"},
+        "name": {"type": "string"},
+        "version": {"type": "string"},
+        "authors": {"type": "array", "items": {"type": "string"}},
+        "license": {"type": "string"},
+        "links": {"type": "object", "additionalProperties": {"type": "string"}},
+        "model": {
+            "type": "object", "additionalProperties": False, "required": ["kind"],
+            "properties": {
+                "kind": {"enum": ["edm-checkpoint", "onnx", "entry-point"]},
+                "path": {"type": "string"},
+                "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "size_bytes": {"type": "integer", "minimum": 0},
+                "entry_point": {"type": "string", "pattern": "^[A-Za-z_][\\w.]*:[A-Za-z_]\\w*$"},
+            },
+        },
+        "diffusion": {
+            "type": "object", "additionalProperties": False,
+            "required": ["timesteps", "schedule", "precision"],
+            "properties": {"timesteps": {"type": "integer", "minimum": 1}, "schedule": {"type": "string"},
+                           "precision": {"type": "number", "exclusiveMinimum": 0}},
+        },
+        "relaxation": {
+            "type": "object", "additionalProperties": False, "required": ["n_steps"],
+            "properties": {"n_steps": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+                           "add_noise": {"type": "boolean"}, "sampler": {"type": "string"}},
+        },
+        "training": {
+            "type": "object", "additionalProperties": False, "required": ["datasets"],
+            "properties": {
+                "datasets": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False, "required": ["name", "split"],
+                    "properties": {"name": {"type": "string"}, "split": {"type": "string"},
+                                   "level_of_theory": {"type": "string"}, "content_sha256": {"type": "string"}}}},
+                "epochs": {"type": "number", "minimum": 0},
+                "n_parameters": {"type": "integer", "minimum": 0},
+                "wall_s": {"type": "number", "minimum": 0},
+                "hardware": {"type": "string"},
+                "valid_loss": {"type": "number"},
+                "data_overlap": {"type": "string"},
+            },
+        },
+        "notes": {"type": "string"},
+    },
+}
+
+
+def validate_card(card: dict[str, Any], source: str = "card") -> None:
+    """Raise :class:`InputError` listing every schema violation of ``card``."""
+    import jsonschema
+
+    errors = sorted(jsonschema.Draft202012Validator(CARD_SCHEMA).iter_errors(card), key=lambda e: list(e.path))
+    if errors:
+        lines = [f"  {'/'.join(str(p) for p in e.path) or '(top)'}: {e.message}" for e in errors]
+        raise InputError(f"{source}: invalid denoiser card\n" + "\n".join(lines))
+    kind = card["model"]["kind"]
+    needs = "entry_point" if kind == "entry-point" else "path"
+    if needs not in card["model"]:
+        raise InputError(f"{source}: model.kind {kind!r} needs model.{needs}")
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """Read and validate a card file."""
+    path = Path(path)
+    try:
+        card = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot read the denoiser card ({exc})") from exc
+    if not isinstance(card, dict):
+        raise InputError(f"{path}: a denoiser card is a YAML mapping")
+    validate_card(card, str(path))
+    return card
+
+
+def resolve_card_path(card_path: Path, relative: str, allow_outside: bool = False) -> Path:
+    """The file a card points to; refuses paths leaving the card's folder."""
+    base = card_path.resolve().parent
+    target = (base / relative).resolve()
+    if not allow_outside and base not in target.parents and target != base:
+        raise InputError(f"{card_path}: model.path {relative!r} leaves the card's folder "
+                         "(pass allow_outside=True to allow it)")
+    if not target.exists():
+        raise InputError(f"{card_path}: model.path {relative!r} does not exist ({target})")
+    return target
+
+
+def weights_file(path: Path) -> Path:
+    """The file whose sha256 a card records: the weights inside a checkpoint folder."""
+    if path.is_file():
+        return path
+    for name in ("model.safetensors", "generative_model_ema.npy", "generative_model.npy"):
+        if (path / name).is_file():
+            return path / name
+    raise InputError(f"{path}: no weights file in the checkpoint folder")
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: str = "auto") -> Any:
+    """The denoiser a card describes, as an :class:`edm_core.EDMDenoiser`.
+
+    Raises
+    ------
+    InputError
+        Invalid card, missing or escaping path, sha256 mismatch, unknown entry
+        point, an ONNX file with the wrong signature.
+    """
+    from edm_core import CheckpointError, EDMConfig, EDMDenoiser, load_checkpoint
+
+    card_path = Path(card_path)
+    card = read_card(card_path)
+    model = card["model"]
+    kind = model["kind"]
+    if kind == "entry-point":
+        module_name, attr = model["entry_point"].split(":")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise InputError(f"{card_path}: entry point {model['entry_point']!r} not found ({exc})") from exc
+        if not callable(getattr(obj, "predict_noise", None)) or not hasattr(obj, "config"):
+            raise InputError(f"{card_path}: entry point {model['entry_point']!r} must have `config` and "
+                             "`predict_noise(z, t, node_mask)`")
+        config = obj.config if isinstance(obj.config, EDMConfig) else EDMConfig.from_json(dict(obj.config))
+        denoiser = EDMDenoiser.from_network(config, obj.predict_noise, f"entry point {model['entry_point']}")
+    else:
+        target = resolve_card_path(card_path, model["path"], allow_outside)
+        if "sha256" in model and sha256_of(weights_file(target)) != model["sha256"]:
+            raise InputError(f"{card_path}: sha256 of {weights_file(target)} does not match the card")
+        if kind == "onnx":
+            from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
+
+            try:
+                network = OnnxNetwork(target, source=str(target))
+            except OnnxSignatureError as exc:
+                raise InputError(f"{card_path}: {exc}") from exc
+            if network.config is None:
+                raise InputError(f"{card_path}: {target} has no edm_config metadata (export it with "
+                                 "edm_core.onnx_backend.export_onnx, or use an entry point)")
+            denoiser = EDMDenoiser.from_network(network.config, network, f"ONNX file {target.name}")
+        else:
+            try:
+                denoiser = load_checkpoint(target)
+            except CheckpointError as exc:
+                raise InputError(f"{card_path}: {exc}") from exc
+            denoiser.use_backend(backend)
+    d = card["diffusion"]
+    c = denoiser.config
+    if (d["timesteps"], d["schedule"]) != (c.diffusion_steps, c.diffusion_noise_schedule):
+        raise InputError(f"{card_path}: card says T={d['timesteps']} {d['schedule']}, the model has "
+                         f"T={c.diffusion_steps} {c.diffusion_noise_schedule}")
+    denoiser.card = card
+    return denoiser

@@ -1,0 +1,123 @@
+"""Denoiser cards: schema, the three ways in, and every refusal."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from bench.cards import load_denoiser, read_card, sha256_of
+from bench.errors import InputError
+from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
+from edm_core.onnx_backend import export_onnx
+
+TINY = EDMConfig(nf=16, n_layers=2)
+
+
+def card(kind: str, **model) -> dict:
+    return {
+        "key": "tiny-test", "name": "tiny test denoiser", "version": "0.0.1",
+        "model": {"kind": kind, **model},
+        "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
+        "relaxation": {"n_steps": [20, 50]},
+        "training": {"datasets": [{"name": "toy", "split": "train", "level_of_theory": "none"}], "epochs": 0},
+    }
+
+
+def write(path, doc) -> str:
+    path.write_text(yaml.safe_dump(doc))
+    return str(path)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    torch.manual_seed(0)
+    model = EDMDenoiser(TINY).eval()
+    save_checkpoint(model, tmp_path / "ckpt")
+    export_onnx(model, tmp_path / "tiny.onnx")
+    return model
+
+
+class EntryPoint:
+    """A Python-object denoiser: the reference network of a seeded tiny model."""
+
+    config = TINY
+    _model = None
+
+    @classmethod
+    def predict_noise(cls, z, t, node_mask):
+        if cls._model is None:
+            torch.manual_seed(0)
+            cls._model = EDMDenoiser(TINY).eval()
+        return cls._model.model.dynamics(z, t, node_mask)
+
+
+ENTRY = EntryPoint
+
+
+def relaxed(model, rng_seed=0):
+    rng = np.random.default_rng(rng_seed)
+    mols = [(np.array([6, 1, 1, 1, 1]), rng.normal(scale=0.8, size=(5, 3)))]
+    return model.relax(mols, 10, seed=1).positions[0]
+
+
+def test_the_three_ways_in_give_the_same_denoiser(tmp_path, tiny):
+    sha = sha256_of(tmp_path / "ckpt" / "model.safetensors")
+    a = load_denoiser(write(tmp_path / "a.yml", card("edm-checkpoint", path="ckpt", sha256=sha)), backend="torch")
+    b = load_denoiser(write(tmp_path / "b.yml", card("onnx", path="tiny.onnx")))
+    c = load_denoiser(write(tmp_path / "c.yml", card("entry-point", entry_point="tests.bench.test_cards:ENTRY")))
+    ref = relaxed(tiny)
+    for model in (a, b, c):
+        np.testing.assert_allclose(relaxed(model), ref, atol=1e-4)
+    assert a.card["key"] == "tiny-test"
+
+
+def test_outside_networks_refuse_training_and_other_backends(tmp_path, tiny):
+    b = load_denoiser(write(tmp_path / "b.yml", card("onnx", path="tiny.onnx")))
+    x, one_hot, charges, mask = b.pack([(np.array([6, 1]), np.array([[0, 0, 0], [1.1, 0, 0]]))])
+    z = b.normalize(x, one_hot, charges, mask)
+    with pytest.raises(RuntimeError, match="no torch network"):
+        b.model.predict_noise(z, torch.tensor([[0.5]]), mask)  # grad enabled: would need the torch network
+    with pytest.raises(ValueError, match="runs through ONNX file"):
+        b.use_backend("cpp")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda d: d.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
+        (lambda d: d["model"].update(kind="pickle"), "model/kind"),
+        (lambda d: d.pop("training"), "'training' is a required property"),
+        (lambda d: d["model"].pop("path"), "needs model.path"),
+        (lambda d: d["relaxation"].update(n_steps=[0]), "relaxation/n_steps/0"),
+    ],
+)
+def test_schema_violations_are_listed(tmp_path, mutate, message):
+    doc = card("edm-checkpoint", path="ckpt")
+    mutate(doc)
+    with pytest.raises(InputError, match=message):
+        read_card(write(tmp_path / "bad.yml", doc))
+
+
+def test_paths_shas_signatures_and_entry_points_are_checked(tmp_path, tiny):
+    (tmp_path / "cards").mkdir()
+    with pytest.raises(InputError, match="leaves the card's folder"):
+        load_denoiser(write(tmp_path / "cards" / "x.yml", card("edm-checkpoint", path="../ckpt")))
+    assert load_denoiser(write(tmp_path / "cards" / "x.yml", card("edm-checkpoint", path="../ckpt")),
+                         allow_outside=True, backend="torch") is not None
+    with pytest.raises(InputError, match="does not exist"):
+        load_denoiser(write(tmp_path / "m.yml", card("edm-checkpoint", path="missing")))
+    with pytest.raises(InputError, match="sha256 .* does not match"):
+        load_denoiser(write(tmp_path / "s.yml", card("edm-checkpoint", path="ckpt", sha256="0" * 64)))
+    (tmp_path / "junk.onnx").write_bytes(b"junk")
+    with pytest.raises(InputError, match="not a loadable ONNX model"):
+        load_denoiser(write(tmp_path / "o.yml", card("onnx", path="junk.onnx")))
+    with pytest.raises(InputError, match="entry point 'tests.bench.test_cards:NOPE' not found"):
+        load_denoiser(write(tmp_path / "e.yml", card("entry-point", entry_point="tests.bench.test_cards:NOPE")))
+    with pytest.raises(InputError, match="must have `config`"):
+        load_denoiser(write(tmp_path / "e.yml", card("entry-point", entry_point="tests.bench.test_cards:card")))
+    doc = card("edm-checkpoint", path="ckpt")
+    doc["diffusion"]["timesteps"] = 500
+    with pytest.raises(InputError, match="card says T=500"):
+        load_denoiser(write(tmp_path / "t.yml", doc), backend="torch")
