@@ -94,6 +94,8 @@ def run_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the molecule choice.")] = 0,
     oracle: Annotated[str, typer.Option(help="xtb, dft, mmff or uff.")] = "xtb",
     methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
+    denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
+    n_steps: Annotated[str, typer.Option(help="Comma-separated start steps n of the denoiser relaxations.")] = "20,30,50",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
     store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
 ) -> None:
@@ -101,7 +103,9 @@ def run_cmd(
     from bench.runner import RunSettings, print_summary, run
 
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
-                           methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax)
+                           methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
+                           denoisers=tuple(str(p) for p in denoiser or ()),
+                           n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()))
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     print_summary(summary)

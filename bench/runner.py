@@ -19,11 +19,19 @@ import numpy as np
 import pandas as pd
 
 from bench.baselines import resolve_baseline
+from bench.cards import load_denoiser
 from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
 from bench.manifest import make_manifest
 from bench.oracles import get_oracle
 from bench.store import ResultStore
-from bench.tasks import energy_above_ground, make_starts, relax_from_starts, summarise_energy, summarise_relax
+from bench.tasks import (
+    denoiser_starts,
+    energy_above_ground,
+    make_starts,
+    relax_from_starts,
+    summarise_energy,
+    summarise_relax,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class RunSettings:
     oracle: str = "xtb"
     oracle_settings: dict[str, Any] = field(default_factory=dict)
     methods: tuple[str, ...] = ("mmff", "uff", "etkdg")
+    denoisers: tuple[str, ...] = ()
+    n_steps: tuple[int, ...] = (20, 30, 50)
+    denoiser_seed: int = 0
     fmax_ev_ang: float = 0.03
     optimizer: str = "BFGS"
     max_steps: int = 1000
@@ -48,6 +59,8 @@ class RunSettings:
             raise ValueError("methods must include 'mmff', the reference of every speedup")
         for m in self.methods:
             resolve_baseline(m)
+        if any(n < 1 for n in self.n_steps):
+            raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
 
 
 def select(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -65,8 +78,10 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
     store = ResultStore(store_path or out_dir / "store.sqlite")
     oracle = get_oracle(settings.oracle, store=store, **settings.oracle_settings)
 
+    denoisers = {path: load_denoiser(path) for path in settings.denoisers}
     manifest = make_manifest({
         "run": {**settings.__dict__, "methods": list(settings.methods)},
+        "denoisers": {path: {"card": d.card, "backend": d.backend} for path, d in denoisers.items()},
         "dataset": {"name": settings.dataset, "split": settings.split,
                     "content_sha256": read_manifest(settings.dataset)["splits"][settings.split]["content_sha256"],
                     "ids": [r.id for r in records]},
@@ -77,6 +92,11 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
     write_json_atomic(out_dir / "manifest.json", manifest)
 
     starts = make_starts(records, {m: resolve_baseline(m) for m in settings.methods}, progress=progress)
+    denoiser_s: dict[str, float] = {}
+    for denoiser in denoisers.values():
+        for n in settings.n_steps:
+            name = f"{denoiser.card['key']}/n={n}"
+            starts[name], denoiser_s[name] = denoiser_starts(records, denoiser, n, seed=settings.denoiser_seed)
     energy = energy_above_ground(records, starts, oracle, progress=progress)
     relax = relax_from_starts(records, starts, oracle, fmax=settings.fmax_ev_ang, optimizer=settings.optimizer,
                               max_steps=settings.max_steps, progress=progress)
@@ -94,7 +114,7 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
     }
     esum = tables["energy_summary"].set_index("method")
     rsum = tables["relax_summary"].set_index("method")
-    for m in settings.methods:
+    for m in starts:
         summary["methods"][m] = {
             "energy_ratio": _num(esum.loc[m, "energy_ratio"]),
             "median_energy_above_ground_kcal_mol": _num(esum.loc[m, "median_kcal_mol"]),
@@ -105,6 +125,8 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
             "fraction_slower": _num(rsum.loc[m, "fraction_slower"]),
             "median_steps": _num(rsum.loc[m, "median_steps"]),
             "n_failed": int(esum.loc[m, "n_failed"] + rsum.loc[m, "n_failed"]),
+            "total_oracle_s": _num(rsum.loc[m, "total_oracle_s"]),
+            "denoiser_ms_per_molecule": _num(1000 * denoiser_s[m] / len(records)) if m in denoiser_s else None,
         }
     write_json_atomic(out_dir / "summary.json", summary)
     (out_dir / "report.md").write_text(_report(summary, tables, manifest))

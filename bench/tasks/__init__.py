@@ -7,6 +7,7 @@ per record. Tasks never import a model.
 
 from bench.tasks.relaxation import (
     Starts,
+    denoiser_starts,
     energy_above_ground,
     make_starts,
     relax_from_starts,
@@ -14,5 +15,5 @@ from bench.tasks.relaxation import (
     summarise_relax,
 )
 
-__all__ = ["Starts", "make_starts", "energy_above_ground", "relax_from_starts", "summarise_energy",
+__all__ = ["Starts", "make_starts", "denoiser_starts", "energy_above_ground", "relax_from_starts", "summarise_energy",
            "summarise_relax"]

@@ -54,3 +54,27 @@ def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
     result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "mmff,gaff",
                                       "--out", str(tmp_path / "r")])
     assert "Unknown baseline 'gaff'" in str(result.exception)
+
+
+def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_path):
+    import torch
+    import yaml
+
+    from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=2)), tmp_path / "ckpt")
+    card = {"key": "tiny", "name": "tiny", "version": "0", "model": {"kind": "edm-checkpoint", "path": "ckpt"},
+            "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
+            "relaxation": {"n_steps": [5]}, "training": {"datasets": [{"name": "none", "split": "train"}]}}
+    (tmp_path / "tiny.yml").write_text(yaml.safe_dump(card))
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", "--denoiser", str(tmp_path / "tiny.yml"),
+                                      "--n-steps", "2,5", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["methods"]) == {"mmff", "tiny/n=2", "tiny/n=5"}
+    assert summary["methods"]["tiny/n=5"]["denoiser_ms_per_molecule"] > 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    (entry,) = manifest["settings"]["denoisers"].values()
+    assert entry["card"]["key"] == "tiny" and entry["backend"] in ("cpp", "torch")
