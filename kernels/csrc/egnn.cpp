@@ -35,6 +35,9 @@
 #ifdef EDM_BENCH_OPENMP
 #include <omp.h>
 #endif
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 namespace nb = nanobind;
 
@@ -49,6 +52,41 @@ namespace {
 
 inline float silu(float v) { return v / (1.0f + std::exp(-v)); }
 inline float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
+
+#ifdef __AVX2__
+// exp of 8 floats (Cephes' expf: range reduction by ln 2, degree-6 polynomial,
+// scaling by 2^n through the exponent bits); within 2 ulp of std::exp.
+inline __m256 exp8(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3762626647949f));
+    __m256 fx = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_add_ps(_mm256_fmadd_ps(y, z, x), _mm256_set1_ps(1.0f));
+    const __m256i n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(n));
+}
+#endif
+
+// v <- silu(v) = v / (1 + exp(-v)) for n values (vectorised where AVX2 is available).
+void silu_inplace(float* v, int64_t n) {
+    int64_t k = 0;
+#ifdef __AVX2__
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; k + 8 <= n; k += 8) {
+        const __m256 x = _mm256_loadu_ps(v + k);
+        const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        _mm256_storeu_ps(v + k, _mm256_div_ps(x, _mm256_add_ps(one, e)));
+    }
+#endif
+    for (; k < n; ++k) v[k] = silu(v[k]);
+}
 
 void check_offsets(const int64_t* off, size_t n_off, int64_t n_atoms) {
     if (n_off < 1) throw std::invalid_argument("offsets must hold at least one entry (0)");
@@ -65,69 +103,61 @@ void check_offsets(const int64_t* off, size_t n_off, int64_t n_atoms) {
 // row stride lda, bt is (K x C) row-major, out has row stride ldo.
 #if defined(__GNUC__)
 typedef float v8f __attribute__((vector_size(32)));
+
+// R rows x 16 columns of out, accumulated in registers over all of K.
+template <int R>
+inline void gemm_tile(const float* a, int64_t lda, const float* bt, int64_t K, int64_t C, int64_t c, float* out,
+                      int64_t ldo, const float* bias, bool accumulate) {
+    v8f acc[R][2] = {};
+    for (int64_t k = 0; k < K; ++k) {
+        v8f b0, b1;
+        std::memcpy(&b0, bt + k * C + c, 32);
+        std::memcpy(&b1, bt + k * C + c + 8, 32);
+        for (int q = 0; q < R; ++q) {
+            const float s = a[q * lda + k];
+            acc[q][0] += s * b0;
+            acc[q][1] += s * b1;
+        }
+    }
+    for (int q = 0; q < R; ++q) {
+        float* o = out + q * ldo + c;
+        for (int h = 0; h < 2; ++h) {
+            v8f prev = {};
+            if (accumulate)
+                std::memcpy(&prev, o + 8 * h, 32);
+            else if (bias)
+                std::memcpy(&prev, bias + c + 8 * h, 32);
+            const v8f v = acc[q][h] + prev;
+            std::memcpy(o + 8 * h, &v, 32);
+        }
+    }
+}
+
+template <int R>
+inline void gemm_rows(const float* a, int64_t lda, const float* bt, int64_t K, int64_t C, float* out, int64_t ldo,
+                      const float* bias, bool accumulate) {
+    for (int64_t c = 0; c < C; c += 16) gemm_tile<R>(a, lda, bt, K, C, c, out, ldo, bias, accumulate);
+}
 #endif
 
 void gemm(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t K, int64_t C, float* out,
           int64_t ldo, const float* bias, bool accumulate) {
 #if defined(__GNUC__)
     if (C % 16 == 0) {
+        // 6 x 16 register tiles (12 accumulators + 2 loads + 1 broadcast of the
+        // 16 AVX registers), then the remaining rows.
         int64_t r = 0;
-        for (; r + 4 <= rows; r += 4) {
-            for (int64_t c = 0; c < C; c += 16) {
-                v8f acc[4][2] = {};
-                for (int64_t k = 0; k < K; ++k) {
-                    v8f b0, b1;
-                    std::memcpy(&b0, bt + k * C + c, 32);
-                    std::memcpy(&b1, bt + k * C + c + 8, 32);
-                    for (int q = 0; q < 4; ++q) {
-                        const float s = a[(r + q) * lda + k];
-                        acc[q][0] += s * b0;
-                        acc[q][1] += s * b1;
-                    }
-                }
-                for (int q = 0; q < 4; ++q) {
-                    float* o = out + (r + q) * ldo + c;
-                    for (int h = 0; h < 2; ++h) {
-                        v8f v = acc[q][h];
-                        if (accumulate) {
-                            v8f prev;
-                            std::memcpy(&prev, o + 8 * h, 32);
-                            v += prev;
-                        } else if (bias) {
-                            v8f bb;
-                            std::memcpy(&bb, bias + c + 8 * h, 32);
-                            v += bb;
-                        }
-                        std::memcpy(o + 8 * h, &v, 32);
-                    }
-                }
-            }
-        }
-        for (; r < rows; ++r) {
-            float* o = out + r * ldo;
-            for (int64_t c = 0; c < C; c += 16) {
-                v8f acc0 = v8f{}, acc1 = v8f{};
-                for (int64_t k = 0; k < K; ++k) {
-                    v8f b0, b1;
-                    std::memcpy(&b0, bt + k * C + c, 32);
-                    std::memcpy(&b1, bt + k * C + c + 8, 32);
-                    const float s = a[r * lda + k];
-                    acc0 += s * b0;
-                    acc1 += s * b1;
-                }
-                v8f p0 = v8f{}, p1 = v8f{};
-                if (accumulate) {
-                    std::memcpy(&p0, o + c, 32);
-                    std::memcpy(&p1, o + c + 8, 32);
-                } else if (bias) {
-                    std::memcpy(&p0, bias + c, 32);
-                    std::memcpy(&p1, bias + c + 8, 32);
-                }
-                acc0 += p0;
-                acc1 += p1;
-                std::memcpy(o + c, &acc0, 32);
-                std::memcpy(o + c + 8, &acc1, 32);
-            }
+        for (; r + 6 <= rows; r += 6) gemm_rows<6>(a + r * lda, lda, bt, K, C, out + r * ldo, ldo, bias, accumulate);
+        const int64_t left = rows - r;
+        const float* ar = a + r * lda;
+        float* orow = out + r * ldo;
+        switch (left) {
+            case 5: gemm_rows<5>(ar, lda, bt, K, C, orow, ldo, bias, accumulate); break;
+            case 4: gemm_rows<4>(ar, lda, bt, K, C, orow, ldo, bias, accumulate); break;
+            case 3: gemm_rows<3>(ar, lda, bt, K, C, orow, ldo, bias, accumulate); break;
+            case 2: gemm_rows<2>(ar, lda, bt, K, C, orow, ldo, bias, accumulate); break;
+            case 1: gemm_rows<1>(ar, lda, bt, K, C, orow, ldo, bias, accumulate); break;
+            default: break;
         }
         return;
     }
@@ -147,8 +177,8 @@ void gemm(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t K,
 // Row-parallel GEMM over many rows (the per-node products).
 void gemm_parallel(const float* a, int64_t lda, int64_t rows, const float* bt, int64_t K, int64_t C, float* out,
                    int64_t ldo, const float* bias, bool accumulate) {
-    const int64_t block = 32;
-#pragma omp parallel for schedule(static) if (rows > 2 * block)
+    const int64_t block = 8;  // small: a single molecule's per-node products still use every thread
+#pragma omp parallel for schedule(static) if (rows > block)
     for (int64_t r0 = 0; r0 < rows; r0 += block) {
         const int64_t nr = std::min(block, rows - r0);
         gemm(a + r0 * lda, lda, nr, bt, K, C, out + r0 * ldo, ldo, bias, accumulate);
@@ -227,11 +257,12 @@ int64_t edge_hidden(int64_t i, int64_t a0, int64_t n, int64_t pair0, const float
         const float rij = r[pair0 + i * n + j], dij = d0[pair0 + i * n + j];
         float* ej = e + row * nf;
 #pragma omp simd
-        for (int64_t c = 0; c < nf; ++c) ej[c] = silu(pi[c] + qj[c] + rij * wr[c] + dij * wd[c]);
+        for (int64_t c = 0; c < nf; ++c) ej[c] = pi[c] + qj[c] + rij * wr[c] + dij * wd[c];
         ++row;
     }
+    silu_inplace(e, row * nf);
     gemm(e, nf, row, w_t, nf, nf, m, nf, b, false);
-    for (int64_t k = 0; k < row * nf; ++k) m[k] = silu(m[k]);
+    silu_inplace(m, row * nf);
     return row;
 }
 
@@ -317,7 +348,7 @@ static std::pair<FloatOut2, FloatOut2> egnn_forward(
             // h <- h + W4 silu(W3a h + W3b agg + b3) + b4
             gemm_parallel(h.data(), nf, N, M[3].data(), nf, nf, tmp.data(), nf, V[6].data(), false);
             gemm_parallel(agg.data(), nf, N, M[4].data(), nf, nf, tmp.data(), nf, nullptr, true);
-            for (int64_t q = 0; q < N * nf; ++q) tmp[q] = silu(tmp[q]);
+            silu_inplace(tmp.data(), N * nf);
             gemm_parallel(tmp.data(), nf, N, M[5].data(), nf, nf, h.data(), nf, nullptr, true);
             const float* b4 = V[7].data();
             for (int64_t a = 0; a < N; ++a)
