@@ -149,14 +149,15 @@ def _blocks(nf: int, max_atoms: int) -> tuple[int, int]:
 def egnn_message(P: torch.Tensor, Q: torch.Tensor, x: torch.Tensor, x0: torch.Tensor, start: torch.Tensor,
                  count: torch.Tensor, w_r: torch.Tensor, w_d: torch.Tensor, w2_t: torch.Tensor, b2: torch.Tensor,
                  w_att: torch.Tensor, b_att: torch.Tensor, normalization_factor: float, max_atoms: int,
-                 allow_tf32: bool = False) -> torch.Tensor:
+                 allow_tf32: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
     """Attention-gated, summed GCL messages per atom: (n_atoms, nf).
 
     ``start[a]`` / ``count[a]``: first atom and atom count of atom a's molecule.
+    ``out``: an (n_atoms, nf) buffer to write into (every element is written).
     """
     n_atoms, nf = P.shape
     _check({"P": P, "Q": Q, "x": x, "x0": x0, "w2_t": w2_t}, n_atoms, nf)
-    agg = torch.empty_like(P)
+    agg = torch.empty_like(P) if out is None else out
     block_f, block_j = _blocks(nf, max_atoms)
     if n_atoms:
         _egnn_message_kernel[(n_atoms,)](P, Q, x, x0, start, count, w_r, w_d, w2_t, b2, w_att, b_att, agg,
@@ -168,11 +169,11 @@ def egnn_message(P: torch.Tensor, Q: torch.Tensor, x: torch.Tensor, x0: torch.Te
 def egnn_coord(P: torch.Tensor, Q: torch.Tensor, x: torch.Tensor, x0: torch.Tensor, start: torch.Tensor,
                count: torch.Tensor, w_r: torch.Tensor, w_d: torch.Tensor, w6_t: torch.Tensor, b6: torch.Tensor,
                w5: torch.Tensor, coords_range: float, norm_constant: float, normalization_factor: float,
-               max_atoms: int, allow_tf32: bool = False) -> torch.Tensor:
-    """Coordinate displacement per atom: (n_atoms, 3)."""
+               max_atoms: int, allow_tf32: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Coordinate displacement per atom: (n_atoms, 3); ``out`` as in :func:`egnn_message`."""
     n_atoms, nf = P.shape
     _check({"P": P, "Q": Q, "x": x, "x0": x0, "w6_t": w6_t}, n_atoms, nf)
-    dx = torch.empty((n_atoms, 3), dtype=torch.float32, device=P.device)
+    dx = torch.empty((n_atoms, 3), dtype=torch.float32, device=P.device) if out is None else out
     block_f, block_j = _blocks(nf, max_atoms)
     if n_atoms:
         _egnn_coord_kernel[(n_atoms,)](P, Q, x, x0, start, count, w_r, w_d, w6_t, b6, w5, dx, coords_range,

@@ -174,3 +174,25 @@ def test_the_original_style_timing_baseline_computes_the_same_network(rng):
     z = model.normalize(x, one_hot, charges, mask)
     got = OriginalStyleNetwork(model.model.dynamics)(z, torch.as_tensor(t, dtype=torch.float32), mask)
     torch.testing.assert_close(got.double(), ref, atol=1e-4 * float(ref.abs().max()), rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")
+def test_triton_kernels_write_every_output_element(rng):
+    """Poisoned (NaN) output buffers come back fully overwritten, with the same values."""
+    pytest.importorskip("triton")
+    from kernels.egnn_triton import egnn_coord, egnn_message
+
+    n, nf = 11, 16
+    sizes = torch.tensor([4, 1, 6])
+    count = torch.repeat_interleave(sizes, sizes)
+    start = torch.repeat_interleave(torch.cumsum(sizes, 0) - sizes, sizes)
+    f = lambda *s: torch.tensor(rng.normal(size=s), dtype=torch.float32)  # noqa: E731
+    P, Q, x, x0 = f(n, nf), f(n, nf), f(n, 3), f(n, 3)
+    w = [f(nf), f(nf), f(nf, nf), f(nf), f(nf), f(1)]
+    clean = egnn_message(P, Q, x, x0, start, count, *w, 1.0, 6)
+    poisoned = torch.full((n, nf), float("nan"))
+    egnn_message(P, Q, x, x0, start, count, *w, 1.0, 6, out=poisoned)
+    torch.testing.assert_close(poisoned, clean)
+    dx = torch.full((n, 3), float("nan"))
+    egnn_coord(P, Q, x, x0, start, count, *w[:5], 15.0, 1.0, 1.0, 6, out=dx)
+    assert torch.isfinite(dx).all() and torch.all(dx[4] == 0)  # the lone atom does not move
