@@ -24,6 +24,7 @@ from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
 from bench.manifest import make_manifest
 from bench.oracles import get_oracle
 from bench.store import ResultStore
+from bench.tasks.alignment import alignment_gap, along_path, summarise_alignment
 from bench.tasks import (
     denoiser_starts,
     energy_above_ground,
@@ -93,15 +94,25 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
 
     starts = make_starts(records, {m: resolve_baseline(m) for m in settings.methods}, progress=progress)
     denoiser_s: dict[str, float] = {}
+    path_tables = []
     for denoiser in denoisers.values():
         for n in settings.n_steps:
             name = f"{denoiser.card['key']}/n={n}"
-            starts[name], denoiser_s[name] = denoiser_starts(records, denoiser, n, seed=settings.denoiser_seed)
+            keep = n == max(settings.n_steps)
+            starts[name], denoiser_s[name], paths = denoiser_starts(records, denoiser, n, seed=settings.denoiser_seed,
+                                                                    keep_path=keep)
+            if keep:
+                path_tables.append(along_path(records, paths, oracle, fmax=settings.fmax_ev_ang, method=name))
     energy = energy_above_ground(records, starts, oracle, progress=progress)
     relax = relax_from_starts(records, starts, oracle, fmax=settings.fmax_ev_ang, optimizer=settings.optimizer,
                               max_steps=settings.max_steps, progress=progress)
     tables = {"energy": energy, "relax": relax, "energy_summary": summarise_energy(energy),
               "relax_summary": summarise_relax(relax)}
+    gaps: dict[str, float] = {}
+    if path_tables:
+        tables["path"] = pd.concat(path_tables, ignore_index=True)
+        tables["path_summary"] = summarise_alignment(tables["path"])
+        gaps = alignment_gap(tables["path"])
     for name, df in tables.items():
         _write_table(df, out_dir / name)
 
@@ -126,6 +137,7 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
             "median_steps": _num(rsum.loc[m, "median_steps"]),
             "n_failed": int(esum.loc[m, "n_failed"] + rsum.loc[m, "n_failed"]),
             "total_oracle_s": _num(rsum.loc[m, "total_oracle_s"]),
+            "alignment_gap": _num(gaps.get(m, float("nan"))),
             "denoiser_ms_per_molecule": _num(1000 * denoiser_s[m] / len(records)) if m in denoiser_s else None,
         }
     write_json_atomic(out_dir / "summary.json", summary)

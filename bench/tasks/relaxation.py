@@ -61,7 +61,8 @@ def make_starts(records: Sequence[MoleculeRecord], methods: dict[str, Callable[[
 
 
 def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int, seed: int = 0,
-                    batch_size: int = 64) -> tuple[list[Start], float]:
+                    batch_size: int = 64, keep_path: bool = False
+                    ) -> tuple[list[Start], float, list[np.ndarray | None]]:
     """Relax every record's MMFF start with ``denoiser`` from step ``n_steps`` (batched).
 
     Molecules the model cannot take (an element it lacks, too many atoms) get a
@@ -72,10 +73,13 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
     starts : list of Start, aligned with ``records``
     wall_s : float
         The denoiser's own wall time for the whole set.
+    paths : list
+        Per record, the (n_steps + 2, n_atoms, 3) path when ``keep_path`` (else None).
     """
     import time
 
     starts: list[Start] = [Start(None)] * len(records)
+    paths: list[np.ndarray | None] = [None] * len(records)
     ok = []
     for i, rec in enumerate(records):
         try:
@@ -86,10 +90,12 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
     t0 = time.perf_counter()
     if ok:
         out = denoiser.relax([(records[i].numbers, records[i].start_positions) for i in ok], n_steps, seed=seed,
-                             batch_size=batch_size, names=[records[i].id for i in ok])
+                             batch_size=batch_size, names=[records[i].id for i in ok], keep_path=keep_path)
         for k, i in enumerate(ok):
             starts[i] = Start(out.positions[k])
-    return starts, time.perf_counter() - t0
+            if keep_path:
+                paths[i] = out.paths[k]
+    return starts, time.perf_counter() - t0, paths
 
 
 def _with_positions(record: MoleculeRecord, positions: np.ndarray):

@@ -70,11 +70,17 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     (tmp_path / "tiny.yml").write_text(yaml.safe_dump(card))
     result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
                                       "--methods", "mmff", "--denoiser", str(tmp_path / "tiny.yml"),
-                                      "--n-steps", "2,5", "--out", str(tmp_path / "run")])
+                                      "--n-steps", "2,12", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert set(summary["methods"]) == {"mmff", "tiny/n=2", "tiny/n=5"}
-    assert summary["methods"]["tiny/n=5"]["denoiser_ms_per_molecule"] > 0
+    assert set(summary["methods"]) == {"mmff", "tiny/n=2", "tiny/n=12"}
+    assert summary["methods"]["tiny/n=12"]["denoiser_ms_per_molecule"] > 0
+    assert summary["methods"]["tiny/n=12"]["alignment_gap"] is not None  # the path of the largest n is analysed
+    assert summary["methods"]["tiny/n=2"]["alignment_gap"] is None
+    import pandas as pd
+
+    path = pd.read_csv(tmp_path / "run" / "path.csv")
+    assert sorted(path["frame"].unique()) == list(range(14))  # start, 12 reverse steps, final decode
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     (entry,) = manifest["settings"]["denoisers"].values()
     assert entry["card"]["key"] == "tiny" and entry["backend"] in ("cpp", "torch")
