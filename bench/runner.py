@@ -23,6 +23,7 @@ from bench.cards import load_denoiser
 from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
 from bench.manifest import make_manifest
 from bench.oracles import get_oracle
+from bench.reports import write_report
 from bench.store import ResultStore
 from bench.tasks.alignment import alignment_gap, along_path, summarise_alignment
 from bench.tasks import (
@@ -141,7 +142,7 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
             "denoiser_ms_per_molecule": _num(1000 * denoiser_s[m] / len(records)) if m in denoiser_s else None,
         }
     write_json_atomic(out_dir / "summary.json", summary)
-    (out_dir / "report.md").write_text(_report(summary, tables, manifest))
+    write_report(out_dir, tables, summary, manifest)
     store.close()
     return summary
 
@@ -153,27 +154,6 @@ def _num(x: Any) -> float | None:
 def _write_table(df: pd.DataFrame, stem: Path) -> None:
     df.to_csv(stem.with_suffix(".csv"), index=False)
     df.to_parquet(stem.with_suffix(".parquet"), index=False)
-
-
-def _report(summary: dict[str, Any], tables: dict[str, pd.DataFrame], manifest: dict[str, Any]) -> str:
-    lines = [
-        f"# edm-bench run: {summary['label']}",
-        "",
-        f"{summary['n_molecules']} molecules, {summary['wall_s']} s wall time, "
-        f"git {manifest['git_revision']}, {manifest['hardware']['cpu']} ({manifest['hardware']['cores']} cores).",
-        "",
-        "## Energy above the oracle ground state (kcal/mol)",
-        "",
-        tables["energy_summary"].to_markdown(index=False, floatfmt=".3g"),
-        "",
-        "## Oracle relaxation from each start (ASE BFGS; speedup = 1 - steps/steps_mmff)",
-        "",
-        tables["relax_summary"].to_markdown(index=False, floatfmt=".3g"),
-        "",
-        "Per-molecule rows: `energy.csv`, `relax.csv`; settings and versions: `manifest.json`.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 def print_summary(summary: dict[str, Any]) -> None:
