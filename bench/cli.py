@@ -148,6 +148,21 @@ def train_cmd(
     typer.echo(f"checkpoints in {out}/epoch_*")
 
 
+@app.command("leaderboard")
+def leaderboard_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (written by `edm-bench run`).")],
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("leaderboard"),
+) -> None:
+    """Rank the methods of finished runs from their stored artifacts (Markdown, CSV, HTML)."""
+    from bench.leaderboard import COLUMNS, collect, write_leaderboard
+
+    df = collect(runs)
+    write_leaderboard(df, out)
+    typer.echo(df[[c for c in COLUMNS if c not in ("report", "hardware", "git_revision")]].to_markdown(
+        index=False, floatfmt=".3g"))
+    typer.echo(f"wrote {out}/leaderboard.md, .csv, .html")
+
+
 @app.command("perf")
 def perf_cmd(
     backends: Annotated[str, typer.Option(help="Comma-separated: torch, cpp, onnx, triton, or 'auto' for all "

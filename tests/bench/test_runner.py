@@ -84,3 +84,28 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     (entry,) = manifest["settings"]["denoisers"].values()
     assert entry["card"]["key"] == "tiny" and entry["backend"] in ("cpp", "torch")
+
+
+def test_leaderboard_ranks_rows_from_stored_artifacts(tmp_path):
+    from bench.leaderboard import collect, write_leaderboard
+
+    def fake_run(name, methods):
+        run = tmp_path / name
+        run.mkdir()
+        (run / "summary.json").write_text(json.dumps({"label": "toy/test/xtb/fmax=0.03", "n_molecules": 3,
+                                                      "methods": methods}))
+        (run / "manifest.json").write_text(json.dumps({"hardware": {"cpu": "cpu", "cores": 2},
+                                                       "git_revision": "abc"}))
+        return run
+
+    a = fake_run("a", {"mmff": {"median_speedup": 0.0, "energy_ratio": 1.0},
+                       "den/n=50": {"median_speedup": 0.4, "energy_ratio": 3.0}})
+    b = fake_run("b", {"other/n=50": {"median_speedup": 0.4, "energy_ratio": 5.0}})
+    df = collect([a, b])
+    assert list(df["method"]) == ["other/n=50", "den/n=50", "mmff"]  # tie on speedup broken by energy ratio
+    assert list(df["rank"]) == [1, 2, 3]
+    write_leaderboard(df, tmp_path / "lb")
+    assert "report" in (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert (tmp_path / "lb" / "leaderboard.html").read_text().count("<td>other/n=50</td>") == 1
+    with pytest.raises(Exception, match="not a finished run folder"):
+        collect([tmp_path / "missing"])
