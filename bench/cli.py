@@ -181,5 +181,5 @@ def perf_cmd(
     typer.echo(json.dumps(records_as_dicts(records), indent=1) if as_json else format_table(records))
 
 
-def main() -> None:  # pragma: no cover - console entry point
+if __name__ == "__main__":  # python -m bench.cli
     app()

@@ -150,6 +150,11 @@ class ResultStore:
         for key, text in cur:
             yield key, json.loads(text)
 
+    def created(self, kind: str) -> dict[str, float]:
+        """When each document of ``kind`` was written (Unix time): shows what a resume recomputed."""
+        cur = self._connect().execute("SELECT key, created FROM results WHERE kind=?", (kind,))
+        return dict(cur.fetchall())
+
     def count(self, kind: str | None = None) -> int:
         """Number of stored documents (of one kind, or all)."""
         if kind is None:

@@ -109,3 +109,37 @@ def test_leaderboard_ranks_rows_from_stored_artifacts(tmp_path):
     assert (tmp_path / "lb" / "leaderboard.html").read_text().count("<td>other/n=50</td>") == 1
     with pytest.raises(Exception, match="not a finished run folder"):
         collect([tmp_path / "missing"])
+
+
+def test_a_killed_run_resumes_to_the_same_tables(tiny_dataset, tmp_path):
+    """SIGKILL `edm-bench run` part way, start it again: the tables equal those of an
+    uninterrupted run, the store is sound, and finished relaxations are not redone."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+
+    def args(out, store):
+        return [sys.executable, "-m", "bench.cli", "run", "--dataset", str(tiny_dataset), "--split", "train",
+                "-n", "6", "--methods", "mmff,uff", "--out", str(out), "--store", str(store)]
+
+    store = tmp_path / "killed.sqlite"
+    proc = subprocess.Popen(args(tmp_path / "killed", store), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not store.exists() or ResultStore(store).count("relax") < 3):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = ResultStore(store).created("relax")
+    assert 3 <= len(done_before) < 12 and ResultStore(store).integrity_check() == "ok"
+    subprocess.run(args(tmp_path / "killed", store), check=True, capture_output=True)
+    subprocess.run(args(tmp_path / "clean", tmp_path / "clean.sqlite"), check=True, capture_output=True)
+    a = pd.read_csv(tmp_path / "killed" / "relax.csv").drop(columns=["wall_s"])
+    b = pd.read_csv(tmp_path / "clean" / "relax.csv").drop(columns=["wall_s"])
+    pd.testing.assert_frame_equal(a, b)
+    after = ResultStore(store).created("relax")
+    assert len(after) == 12  # 6 molecules x 2 methods
+    assert {k: after[k] for k in done_before} == done_before  # finished relaxations were not redone
