@@ -98,14 +98,19 @@ def run_cmd(
     n_steps: Annotated[str, typer.Option(help="Comma-separated start steps n of the denoiser relaxations.")] = "20,30,50",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
     store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
+    workers: Annotated[int, typer.Option(help="Oracle worker processes (0: all cores).")] = 0,
+    dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
 ) -> None:
     """Run the relaxation tasks on a dataset split and write tables, summary and report."""
+    import os
+
     from bench.runner import RunSettings, print_summary, run
 
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in denoiser or ()),
-                           n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()))
+                           n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),
+                           workers=workers or os.cpu_count() or 1, dask=dask)
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     print_summary(summary)

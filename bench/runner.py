@@ -9,6 +9,7 @@ started again, only computes what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from bench.cards import load_denoiser
 from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
 from bench.manifest import make_manifest
 from bench.oracles import get_oracle
+from bench.parallel import make_executor
 from bench.reports import write_report
 from bench.store import ResultStore
 from bench.tasks.alignment import alignment_gap, along_path, summarise_alignment
@@ -53,6 +55,8 @@ class RunSettings:
     fmax_ev_ang: float = 0.03
     optimizer: str = "BFGS"
     max_steps: int = 1000
+    workers: int = 1
+    dask: str | None = None
 
     def __post_init__(self) -> None:
         if self.n_molecules < 1:
@@ -78,7 +82,18 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
     molecules = load_dataset(settings.dataset, settings.split)
     records = [molecules[int(i)] for i in select(len(molecules), settings.n_molecules, settings.seed)]
     store = ResultStore(store_path or out_dir / "store.sqlite")
-    oracle = get_oracle(settings.oracle, store=store, **settings.oracle_settings)
+    with contextlib.ExitStack() as stack:
+        executor = None
+        if settings.dask or settings.workers > 1:
+            executor = stack.enter_context(make_executor(settings.workers, settings.dask))
+        oracle = get_oracle(settings.oracle, store=store, executor=executor, **settings.oracle_settings)
+        summary = _run(settings, out_dir, records, oracle, progress, t0)
+    store.close()
+    return summary
+
+
+def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progress: bool, t0: float
+         ) -> dict[str, Any]:
 
     denoisers = {path: load_denoiser(path) for path in settings.denoisers}
     manifest = make_manifest({
@@ -143,7 +158,6 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
         }
     write_json_atomic(out_dir / "summary.json", summary)
     write_report(out_dir, tables, summary, manifest)
-    store.close()
     return summary
 
 

@@ -28,7 +28,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.dataset import SHIPPED_ROOT, FORMAT_VERSION, write_json_atomic, write_split
+from bench.parallel import make_executor
 from bench.store import ResultStore, settings_hash
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -246,45 +247,6 @@ def read_smiles(path: Path, limit: int | None = None) -> list[tuple[int, str]]:
             if limit is not None and len(out) >= limit:
                 break
     return out
-
-
-#: One thread per worker process: the parallelism is across molecules, and a
-#: BLAS or OpenMP pool per process on a busy machine is 3x slower (measured).
-_SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """Worker initializer: on Linux, ask the kernel to SIGTERM this worker when the
-    driver dies, so a killed build never leaves orphan workers computing (and exit
-    at once if the driver died before this worker got here)."""
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:
-        os._exit(1)
-
-
-def make_executor(workers: int, dask: str | None) -> Executor:
-    """Local processes, or a Dask cluster (``"local"`` or a scheduler address).
-
-    Worker processes start with one BLAS/OpenMP thread each: the variables are
-    set in this process's environment, which spawned workers inherit (they must
-    be set before numpy is imported, so an initializer would be too late).
-    """
-    os.environ.update(_SINGLE_THREAD_ENV)
-    if dask:
-        from distributed import Client, LocalCluster
-
-        client = Client(LocalCluster(n_workers=workers, threads_per_worker=1)) if dask == "local" else Client(dask)
-        return client.get_executor()
-    import multiprocessing as mp
-
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
 def build_dataset(

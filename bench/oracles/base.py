@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
+from concurrent.futures import Executor, Future, as_completed
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -108,6 +110,9 @@ class Oracle:
     ----------
     store : ResultStore, optional
         Cache for results; without it nothing is cached.
+    executor : concurrent.futures.Executor, optional
+        Where the ``*_many`` calls compute what the cache lacks (local processes or
+        Dask, see :mod:`bench.parallel`); results are stored by this process only.
     **settings
         Oracle-specific settings (see each subclass's ``Settings``); they are part
         of every cache key and every run manifest.
@@ -118,9 +123,10 @@ class Oracle:
     #: Elements the oracle treats; ``None`` for all.
     elements: ClassVar[frozenset[int] | None] = None
 
-    def __init__(self, store: ResultStore | None = None, **settings: Any) -> None:
+    def __init__(self, store: ResultStore | None = None, executor: Executor | None = None, **settings: Any) -> None:
         self.settings = self.Settings(**settings)
         self.store = store
+        self.executor = executor
 
     # -- to be provided by subclasses -------------------------------------------------
     def make_calculator(self, atoms: Atoms) -> Calculator:
@@ -188,20 +194,7 @@ class Oracle:
             If the molecule cannot be treated at all (checked before computing).
         """
         self.check(atoms, name)
-        key = self._cache_key("single_point", atoms)
-        if self.store is not None and (hit := self.store.get("single_point", key)) is not None:
-            return SinglePointResult(**{**hit, "forces_ev_ang": _array_or_none(hit["forces_ev_ang"])})
-        work, _ = self._attach(atoms, name)
-        t0 = time.perf_counter()
-        try:
-            energy = float(work.get_potential_energy())
-            forces = np.array(work.get_forces())
-            result = SinglePointResult("ok", energy, forces, time.perf_counter() - t0)
-        except OracleFailure as exc:
-            result = SinglePointResult("failed", wall_s=time.perf_counter() - t0, message=str(exc))
-        if self.store is not None:
-            self.store.put("single_point", key, dataclasses.asdict(result))
-        return result
+        return self.single_point_many([(atoms, name)])[0]
 
     def relax(
         self,
@@ -231,20 +224,78 @@ class Oracle:
         name : str
             Molecule name for error messages.
         trajectory : list, optional
-            If given, every visited geometry is appended to it (not cached: a
-            cache hit leaves it empty).
+            If given, every visited geometry is appended to it (computed here, not
+            cached).
+
+        Raises
+        ------
+        InputError
+            If the molecule cannot be treated at all (checked before computing).
         """
-        if fmax <= 0 or max_steps < 0:
-            raise ValueError(f"fmax must be > 0 and max_steps >= 0, got {fmax}, {max_steps}")
         self.check(atoms, name)
-        settings = {"fmax": fmax, "optimizer": optimizer, "max_steps": max_steps}
-        key = self._cache_key("relax", atoms, settings)
-        if self.store is not None and trajectory is None and (hit := self.store.get("relax", key)) is not None:
-            return RelaxResult.from_dict(hit)
-        result = self._run_relaxation(atoms, name, resolve_optimizer(optimizer), settings, trajectory)
+        if trajectory is not None:
+            settings = _relax_settings(fmax, optimizer, max_steps)
+            return self._run_relaxation(atoms, name, resolve_optimizer(optimizer), settings, trajectory)
+        return self.relax_many([(atoms, name)], fmax, optimizer, max_steps)[0]
+
+    def single_point_many(self, items: Sequence[tuple[Atoms, str]]) -> list[SinglePointResult]:
+        """:meth:`single_point` of many ``(atoms, name)``: cached, in parallel on the
+        executor when there is one. A molecule the oracle cannot treat comes back
+        with ``status="invalid"`` and the reason, so one bad molecule never stops
+        a batch."""
+        return self._many("single_point", items, {})
+
+    def relax_many(self, items: Sequence[tuple[Atoms, str]], fmax: float = 0.03, optimizer: str = "BFGS",
+                   max_steps: int = 1000) -> list[RelaxResult]:
+        """:meth:`relax` of many ``(atoms, name)``, as :meth:`single_point_many`."""
+        return self._many("relax", items, _relax_settings(fmax, optimizer, max_steps))
+
+    def _many(self, kind: str, items: Sequence[tuple[Atoms, str]], settings: dict) -> list:
+        decode = RelaxResult.from_dict if kind == "relax" else _single_point_from_dict
+        results: list[Any] = [None] * len(items)
+        pending: dict[Future, tuple[int, str]] = {}
+        for idx, (atoms, name) in enumerate(items):
+            try:
+                self.check(atoms, name)
+            except InputError as exc:
+                results[idx] = _invalid(kind, atoms, str(exc))
+                continue
+            key = self._cache_key(kind, atoms, settings if kind == "relax" else None)
+            if self.store is not None and (hit := self.store.get(kind, key)) is not None:
+                results[idx] = decode(hit)
+            elif self.executor is not None:
+                fut = self.executor.submit(_compute, self.name, dataclasses.asdict(self.settings), kind, atoms,
+                                           name, settings)
+                pending[fut] = (idx, key)
+            else:
+                results[idx] = self._finish(kind, key, _compute_here(self, kind, atoms, name, settings))
+        for fut in as_completed(pending):
+            idx, key = pending[fut]
+            try:
+                doc = fut.result()
+            except Exception as exc:  # a worker that died or raised: a failure, not a dead batch
+                doc = _invalid(kind, items[idx][0], f"worker failed: {type(exc).__name__}: {exc}", "failed")
+                doc = doc.to_dict() if kind == "relax" else dataclasses.asdict(doc)
+                results[idx] = decode(doc)  # not cached: a retry may succeed
+                continue
+            results[idx] = self._finish(kind, key, doc)
+        return results
+
+    def _finish(self, kind: str, key: str, doc: dict) -> Any:
         if self.store is not None:
-            self.store.put("relax", key, result.to_dict())
-        return result
+            self.store.put(kind, key, doc)
+        return RelaxResult.from_dict(doc) if kind == "relax" else _single_point_from_dict(doc)
+
+    def _single_point_doc(self, atoms: Atoms, name: str) -> dict:
+        work, _ = self._attach(atoms, name)
+        t0 = time.perf_counter()
+        try:
+            energy = float(work.get_potential_energy())
+            forces = np.array(work.get_forces())
+            result = SinglePointResult("ok", energy, forces, time.perf_counter() - t0)
+        except OracleFailure as exc:
+            result = SinglePointResult("failed", wall_s=time.perf_counter() - t0, message=str(exc))
+        return dataclasses.asdict(result)
 
     def _run_relaxation(
         self, atoms: Atoms, name: str, opt_class: type, settings: dict, trajectory: list[np.ndarray] | None
@@ -284,6 +335,37 @@ class Oracle:
 
 def _array_or_none(value: Any) -> np.ndarray | None:
     return None if value is None else np.asarray(value, dtype=float)
+
+
+def _single_point_from_dict(d: dict[str, Any]) -> SinglePointResult:
+    return SinglePointResult(**{**d, "forces_ev_ang": _array_or_none(d["forces_ev_ang"])})
+
+
+def _relax_settings(fmax: float, optimizer: str, max_steps: int) -> dict[str, Any]:
+    if fmax <= 0 or max_steps < 0:
+        raise ValueError(f"fmax must be > 0 and max_steps >= 0, got {fmax}, {max_steps}")
+    resolve_optimizer(optimizer)
+    return {"fmax": fmax, "optimizer": optimizer, "max_steps": max_steps}
+
+
+def _invalid(kind: str, atoms: Atoms, message: str, status: str = "invalid") -> Any:
+    if kind == "relax":
+        return RelaxResult(False, 0, 0, float("nan"), atoms.positions.copy(), 0.0, status, message)
+    return SinglePointResult(status, message=message)
+
+
+def _compute_here(oracle: Oracle, kind: str, atoms: Atoms, name: str, settings: dict) -> dict:
+    if kind == "relax":
+        return oracle._run_relaxation(atoms, name, resolve_optimizer(settings["optimizer"]), settings,
+                                      None).to_dict()
+    return oracle._single_point_doc(atoms, name)
+
+
+def _compute(oracle_name: str, oracle_settings: dict, kind: str, atoms: Atoms, name: str, settings: dict) -> dict:
+    """Worker side of the ``*_many`` calls: a fresh store-less oracle computes one result."""
+    from bench.oracles import get_oracle
+
+    return _compute_here(get_oracle(oracle_name, **oracle_settings), kind, atoms, name, settings)
 
 
 __all__ = ["Oracle", "RelaxResult", "SinglePointResult", "InputError", "OracleFailure",

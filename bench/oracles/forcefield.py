@@ -132,8 +132,8 @@ class MMFFOracle(_ForceFieldOracle):
 
     name = "mmff"
 
-    def __init__(self, store: Any = None, variant: str = "MMFF94") -> None:
-        super().__init__(store, variant=variant)
+    def __init__(self, store: Any = None, executor: Any = None, variant: str = "MMFF94") -> None:
+        super().__init__(store, executor, variant=variant)
 
 
 class UFFOracle(_ForceFieldOracle):
@@ -141,5 +141,5 @@ class UFFOracle(_ForceFieldOracle):
 
     name = "uff"
 
-    def __init__(self, store: Any = None, variant: str = "UFF") -> None:
-        super().__init__(store, variant=variant)
+    def __init__(self, store: Any = None, executor: Any = None, variant: str = "UFF") -> None:
+        super().__init__(store, executor, variant=variant)

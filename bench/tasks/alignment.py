@@ -52,21 +52,29 @@ def along_path(records: Sequence[MoleculeRecord], paths: Sequence[np.ndarray | N
     ks : look-ahead lengths for Delta_k
     fmax : threshold of the relaxation to the ground state (eV/A)
     """
-    rows = []
-    for rec, path in zip(records, paths):
-        if path is None:
-            continue
+    todo = [(rec, path) for rec, path in zip(records, paths) if path is not None]
+    ends = []
+    for rec, path in todo:
         end = rec.to_atoms("start")
         end.positions = path[-1]
-        gs = oracle.relax(end, fmax=fmax, name=rec.id)
-        ground_e = oracle.single_point(rec.to_atoms("ground"), name=rec.id).energy_ev
-        for s in range(len(path)):
+        ends.append((end, rec.id))
+    ground_states = oracle.relax_many(ends, fmax=fmax)
+    items = [(rec.to_atoms("ground"), rec.id) for rec, _ in todo]
+    for rec, path in todo:
+        for frame in path:
             atoms = rec.to_atoms("start")
-            atoms.positions = path[s]
-            sp = oracle.single_point(atoms, name=rec.id)
+            atoms.positions = frame
+            items.append((atoms, rec.id))
+    results = oracle.single_point_many(items)
+    grounds, points = results[: len(todo)], iter(results[len(todo):])
+    rows = []
+    for (rec, path), gs, ground in zip(todo, ground_states, grounds):
+        for s in range(len(path)):
+            sp = next(points)
+            ok = sp.ok and ground.ok
             row = {"id": rec.id, "method": method, "frame": s, "steps_left": len(path) - 1 - s,
-                   "energy_above_ground_kcal_mol": (sp.energy_ev - ground_e) * EV_TO_KCAL_MOL if sp.ok else np.nan,
-                   "path_ground_converged": gs.converged, "status": sp.status}
+                   "energy_above_ground_kcal_mol": (sp.energy_ev - ground.energy_ev) * EV_TO_KCAL_MOL if ok
+                   else np.nan, "path_ground_converged": gs.converged, "status": sp.status}
             to_gs = gs.positions_ang - path[s]
             if sp.ok:
                 row["cos_f_gs"] = mean_atom_cosine(sp.forces_ev_ang, to_gs)

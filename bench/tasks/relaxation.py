@@ -109,25 +109,33 @@ def energy_above_ground(records: Sequence[MoleculeRecord], starts: Starts, oracl
     """Oracle energy of each start above the record's ground state (kcal/mol).
 
     The ground-state energy is recomputed with ``oracle`` (cached), so the
-    difference is always taken within one level of theory.
+    difference is always taken within one level of theory. All single points go
+    to the oracle in one batch (parallel when it has an executor).
     """
+    methods = list(starts)
+    items = [(rec.to_atoms("ground"), rec.id) for rec in records]
+    where: list[tuple[int, str]] = []
+    for i, rec in enumerate(records):
+        for method in methods:
+            if starts[method][i].positions is not None:
+                items.append((_with_positions(rec, starts[method][i].positions), rec.id))
+                where.append((i, method))
+    results = oracle.single_point_many(items)
+    grounds, computed = results[: len(records)], dict(zip(where, results[len(records):]))
     rows = []
     for i, rec in enumerate(tqdm(records, desc="energy above ground", disable=not progress, leave=False)):
-        ground = oracle.single_point(rec.to_atoms("ground"), name=rec.id)
-        for method, method_starts in starts.items():
-            start = method_starts[i]
+        for method in methods:
             row = {Col.ID: rec.id, Col.METHOD: method, Col.N_ATOMS: rec.n_atoms,
                    Col.ENERGY_ABOVE_GROUND: np.nan, Col.STATUS: "ok", Col.MESSAGE: ""}
-            if start.positions is None:
-                row.update({Col.STATUS: "no_start", Col.MESSAGE: start.message})
-            elif not ground.ok:
-                row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: f"ground state: {ground.message}"})
+            sp = computed.get((i, method))
+            if sp is None:
+                row.update({Col.STATUS: "no_start", Col.MESSAGE: starts[method][i].message})
+            elif not grounds[i].ok:
+                row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: f"ground state: {grounds[i].message}"})
+            elif not sp.ok:
+                row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: sp.message})
             else:
-                sp = oracle.single_point(_with_positions(rec, start.positions), name=rec.id)
-                if sp.ok:
-                    row[Col.ENERGY_ABOVE_GROUND] = (sp.energy_ev - ground.energy_ev) * EV_TO_KCAL_MOL
-                else:
-                    row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: sp.message})
+                row[Col.ENERGY_ABOVE_GROUND] = (sp.energy_ev - grounds[i].energy_ev) * EV_TO_KCAL_MOL
             rows.append(row)
     return pd.DataFrame(rows)
 
@@ -137,26 +145,31 @@ def relax_from_starts(records: Sequence[MoleculeRecord], starts: Starts, oracle:
     """Relax every start with the oracle; steps, cost and final energies per (molecule, method).
 
     Adds ``speedup`` and ``delta_e_kcal_mol`` against the :data:`REFERENCE` method
-    when it is among ``starts``.
+    when it is among ``starts``. All relaxations go to the oracle in one batch.
     """
+    methods = list(starts)
+    items, where = [], []
+    for i, rec in enumerate(records):
+        for method in methods:
+            if starts[method][i].positions is not None:
+                items.append((_with_positions(rec, starts[method][i].positions), rec.id))
+                where.append((i, method))
+    computed = dict(zip(where, oracle.relax_many(items, fmax=fmax, optimizer=optimizer, max_steps=max_steps)))
     rows = []
     for i, rec in enumerate(tqdm(records, desc="oracle relaxations", disable=not progress, leave=False)):
-        for method, method_starts in starts.items():
-            start = method_starts[i]
+        for method in methods:
             row = {Col.ID: rec.id, Col.METHOD: method, Col.N_ATOMS: rec.n_atoms, Col.N_STEPS: np.nan,
                    Col.N_FORCE_CALLS: np.nan, Col.WALL_S: np.nan, Col.RELAXED_ENERGY: np.nan,
                    Col.CONVERGED: False, Col.STATUS: "ok", Col.MESSAGE: ""}
-            if start.positions is None:
-                row.update({Col.STATUS: "no_start", Col.MESSAGE: start.message})
+            res = computed.get((i, method))
+            if res is None:
+                row.update({Col.STATUS: "no_start", Col.MESSAGE: starts[method][i].message})
             else:
-                res = oracle.relax(_with_positions(rec, start.positions), fmax=fmax, optimizer=optimizer,
-                                   max_steps=max_steps, name=rec.id)
                 row.update({Col.N_STEPS: res.n_steps, Col.N_FORCE_CALLS: res.n_force_calls, Col.WALL_S: res.wall_s,
                             Col.RELAXED_ENERGY: res.energy_ev, Col.CONVERGED: res.converged,
                             Col.STATUS: "ok" if res.converged else res.status, Col.MESSAGE: res.message})
             rows.append(row)
-    df = pd.DataFrame(rows)
-    return add_speedup(df)
+    return add_speedup(pd.DataFrame(rows))
 
 
 def add_speedup(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:

@@ -143,3 +143,18 @@ def test_a_killed_run_resumes_to_the_same_tables(tiny_dataset, tmp_path):
     after = ResultStore(store).created("relax")
     assert len(after) == 12  # 6 molecules x 2 methods
     assert {k: after[k] for k in done_before} == done_before  # finished relaxations were not redone
+
+
+def test_the_dask_path_gives_the_local_numbers(tiny_dataset, tmp_path):
+    """The same run on a Dask LocalCluster (2 workers) and in-process: equal tables."""
+    import pandas as pd
+
+    from bench.runner import RunSettings, run
+
+    common = dict(dataset=str(tiny_dataset), split="train", n_molecules=4, methods=("mmff", "uff"))
+    run(RunSettings(**common, workers=1), tmp_path / "local", tmp_path / "a.sqlite", progress=False)
+    run(RunSettings(**common, workers=2, dask="local"), tmp_path / "dask", tmp_path / "b.sqlite", progress=False)
+    a = pd.read_csv(tmp_path / "local" / "relax.csv").drop(columns=["wall_s"])
+    b = pd.read_csv(tmp_path / "dask" / "relax.csv").drop(columns=["wall_s"])
+    pd.testing.assert_frame_equal(a, b)
+    assert ResultStore(tmp_path / "b.sqlite").count("relax") == 8

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ase import Atoms
@@ -126,15 +128,13 @@ class NaNForcesOracle(Oracle):
         calc.calculate = calculate
         return calc
 
+    @dataclasses.dataclass(frozen=True)
     class Settings:  # no settings
-        def __init__(self) -> None:
-            pass
+        pass
 
 
 def test_nan_forces_are_a_failure_keeping_the_last_good_geometry(ethanol, rng):
-    oracle = NaNForcesOracle.__new__(NaNForcesOracle)
-    oracle.settings, oracle.store = None, None
-    oracle.describe = lambda: {"oracle": "nan-test"}
+    oracle = NaNForcesOracle()
     res = oracle.relax(distorted(ethanol, rng, 0.1), fmax=1e-4)
     assert res.status == "failed" and "non-finite forces" in res.message
     assert res.n_force_calls == 3 and np.isfinite(res.energy_ev)
@@ -254,3 +254,41 @@ def test_a_single_atom_is_a_minimum_with_zero_steps():
     hydrogen.info["multiplicity"] = 1
     with pytest.raises(InputError, match="multiplicity 1 is impossible with 1 electrons"):
         get_oracle("xtb").single_point(hydrogen, name="H atom")
+
+
+def test_batched_calls_on_worker_processes_match_the_sequential_ones(ethanol, rng, tmp_path):
+    from bench.parallel import make_executor
+
+    starts = [distorted(ethanol, rng) for _ in range(4)]
+    bad = ethanol.copy()
+    bad.positions[0, 0] = np.nan
+    items = [(a, f"m{i}") for i, a in enumerate(starts)] + [(bad, "broken")]
+    sequential = get_oracle("xtb").relax_many(items)
+    store = ResultStore(tmp_path / "s.sqlite")
+    with make_executor(2, None) as pool:
+        parallel = get_oracle("xtb", store=store, executor=pool).relax_many(items)
+    for a, b in zip(sequential[:4], parallel[:4]):
+        assert a.n_steps == b.n_steps and a.energy_ev == pytest.approx(b.energy_ev, abs=1e-8)
+    assert parallel[4].status == "invalid" and "broken: non-finite" in parallel[4].message
+    assert store.count("relax") == 4  # written by this process; the invalid one is not cached
+    sps = get_oracle("xtb", store=store).single_point_many(items)
+    assert [sp.status for sp in sps] == ["ok"] * 4 + ["invalid"]
+
+
+class _DyingExecutor:
+    """An executor whose workers always die (as a killed Dask worker would)."""
+
+    def submit(self, fn, *args, **kwargs):
+        from concurrent.futures import Future
+
+        fut = Future()
+        fut.set_exception(RuntimeError("worker lost"))
+        return fut
+
+
+def test_a_lost_worker_is_a_recorded_failure_and_not_cached(ethanol, tmp_path):
+    store = ResultStore(tmp_path / "s.sqlite")
+    (res,) = get_oracle("xtb", store=store, executor=_DyingExecutor()).relax_many([(ethanol, "m")])
+    assert res.status == "failed" and "worker lost" in res.message
+    assert store.count() == 0
+    assert get_oracle("xtb", store=store).relax(ethanol).converged  # a retry without the executor succeeds
