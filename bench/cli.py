@@ -170,8 +170,8 @@ def leaderboard_cmd(
 
 @app.command("perf")
 def perf_cmd(
-    backends: Annotated[str, typer.Option(help="Comma-separated: torch, cpp, onnx, triton, or 'auto' for all "
-                                                "available here.")] = "auto",
+    backends: Annotated[str, typer.Option(help="Comma-separated: torch, cpp, onnx, triton, triton-tf32 (GPU, "
+                                                "opt-in TF32), or 'auto' for all available here.")] = "auto",
     quick: Annotated[bool, typer.Option(help="Smaller cases (for CI).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:

@@ -24,6 +24,7 @@ import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,7 @@ class PerfRecord:
     ratio_to_reference: float
     gflops: float
     roofline_fraction: float
+    max_rel_error: float = float("nan")
 
 
 class OriginalStyleNetwork:
@@ -134,24 +136,31 @@ def _cases(quick: bool) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     return cases
 
 
-def run_perf(backends: list[str], quick: bool = False, min_time_s: float = 1.0, progress: bool = True
-             ) -> list[PerfRecord]:
-    """Time every backend on every case; ``original`` and ``torch`` are always included."""
+def run_perf(backends: list[str], quick: bool = False, min_time_s: float = 1.0, progress: bool = True,
+             config: Any = None, cases: dict[str, list] | None = None) -> list[PerfRecord]:
+    """Time every backend on every case; ``original`` and ``torch`` are always included.
+
+    ``config`` (default: EDM's QM9 network) and ``cases`` (default: the shipped
+    molecules, see the module docstring) can be replaced, e.g. for tests.
+    """
     from edm_core import EDMConfig, EDMDenoiser
 
     torch.manual_seed(0)
-    reference = EDMDenoiser(EDMConfig()).eval()
+    config = config or EDMConfig()
+    reference = EDMDenoiser(config).eval()
     gemm = gemm_rate_gflops()
-    cases = _cases(quick)
+    cases = cases or _cases(quick)
     records: list[PerfRecord] = []
     order = ["original", "torch"] + [b for b in backends if b not in ("torch", "original")]
     for case, mols in cases.items():
         sizes = np.array([len(n) for n, _ in mols])
-        ref_s = None
+        ref_s, ref_out = None, None
         for backend in order:
             model = copy.deepcopy(reference)
             if backend == "original":
                 model.model.__dict__["inference_network"] = OriginalStyleNetwork(model.model.dynamics)
+            elif backend == "triton-tf32":  # opt-in lower precision: its error is in the table
+                model.use_backend("triton", allow_tf32=True)
             else:
                 model.use_backend(backend)
             if case == "relax50":
@@ -169,9 +178,15 @@ def run_perf(backends: list[str], quick: bool = False, min_time_s: float = 1.0, 
                 evals = 1
             seconds = _time(fn, min_time_s if case != "relax50" else 0.0)
             ref_s = seconds if backend == "original" else ref_s
-            gflops = useful_flops(sizes) * evals / seconds / 1e9
+            gflops = useful_flops(sizes, config.nf, config.n_layers) * evals / seconds / 1e9
+            error = float("nan")
+            if case != "relax50":  # the network output against the torch reference's
+                out = fn().double()
+                ref_out = ref_out if backend != "torch" else out
+                if ref_out is not None:
+                    error = float((out - ref_out).abs().max() / ref_out.abs().max())
             records.append(PerfRecord(backend, case, len(mols), 1000 * seconds / len(mols),
-                                      evals * len(mols) / seconds, ref_s / seconds, gflops, gflops / gemm))
+                                      evals * len(mols) / seconds, ref_s / seconds, gflops, gflops / gemm, error))
             if progress:
                 print(f"  {case:8s} {backend:6s} {1000 * seconds / len(mols):9.2f} ms/molecule", flush=True)
     records.append(_xtb_record(cases["relax50"][: (4 if quick else 20)]))

@@ -249,7 +249,7 @@ class TritonNetwork:
         return _scatter_output(z, mask, counts, mol, x - x0, h_out[:, :-1])
 
 
-def make_network(denoiser: "EDMDenoiser", backend: str) -> Network:
+def make_network(denoiser: "EDMDenoiser", backend: str, allow_tf32: bool = False) -> Network:
     """The callable evaluating ``denoiser``'s network with a resolved backend name."""
     dynamics = denoiser.model.dynamics
     if backend == "torch":
@@ -257,7 +257,7 @@ def make_network(denoiser: "EDMDenoiser", backend: str) -> Network:
     if backend == "cpp":
         return CppNetwork(dynamics)
     if backend == "triton":
-        return TritonNetwork(dynamics)
+        return TritonNetwork(dynamics, allow_tf32=allow_tf32)
     if backend == "onnx":
         from edm_core.onnx_backend import onnx_network
 

@@ -181,17 +181,22 @@ class EDMDenoiser(nn.Module):
         denoiser.backend = description
         return denoiser
 
-    def use_backend(self, name: str = "auto") -> str:
-        """Evaluate the network with backend ``name`` (``torch``, ``cpp``, ``onnx`` or ``auto``)
-        in inference (no-grad) calls; returns the resolved name. Training and
-        gradient-enabled calls always use the torch reference."""
+    def use_backend(self, name: str = "auto", allow_tf32: bool = False) -> str:
+        """Evaluate the network with backend ``name`` (``torch``, ``cpp``, ``triton``,
+        ``onnx`` or ``auto``) in inference (no-grad) calls; returns the resolved name.
+        Training and gradient-enabled calls always use the torch reference.
+
+        ``allow_tf32`` (opt-in, triton only) runs the pair products on TF32 tensor
+        cores; ``edm-bench perf --tf32`` reports the error it costs."""
         from edm_core.backends import make_network, resolve_backend
 
         if isinstance(self.model.dynamics, _NoTorchNetwork):
             raise ValueError(f"this denoiser runs through {self.model.dynamics.description}; it has no torch "
                              "network for another backend")
         resolved = resolve_backend(name, self._device())
-        network = None if resolved == "torch" else make_network(self, resolved)
+        if allow_tf32 and resolved != "triton":
+            raise ValueError(f"allow_tf32 applies to the triton backend only, not {resolved!r}")
+        network = None if resolved == "torch" else make_network(self, resolved, allow_tf32=allow_tf32)
         self.model.__dict__["inference_network"] = network
         self.backend = resolved
         return resolved

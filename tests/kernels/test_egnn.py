@@ -196,3 +196,25 @@ def test_triton_kernels_write_every_output_element(rng):
     dx = torch.full((n, 3), float("nan"))
     egnn_coord(P, Q, x, x0, start, count, *w[:5], 15.0, 1.0, 1.0, 6, out=dx)
     assert torch.isfinite(dx).all() and torch.all(dx[4] == 0)  # the lone atom does not move
+
+
+def test_onnx_round_trips_an_original_format_checkpoint(rng, tmp_path):
+    from edm_core import load_checkpoint
+    from edm_core.onnx_backend import OnnxNetwork, export_onnx
+    from tests.edm_core.test_network import write_original
+
+    write_original(tmp_path / "orig", "qm9", True, nf=24, n_layers=3, rng=rng)
+    model = load_checkpoint(tmp_path / "orig")
+    export_onnx(model, tmp_path / "orig.onnx")
+    assert OnnxNetwork(tmp_path / "orig.onnx").config == model.config
+    mols = molecules(rng, [9, 4])
+    t = rng.uniform(size=(2, 1))
+    ref64, _ = outputs(model, mols, t, "torch", torch.float64)
+    got, _ = outputs(model, mols, t, "onnx")
+    assert float((got - ref64).abs().max() / ref64.abs().max()) < 1e-4
+
+
+def test_tf32_is_opt_in_and_triton_only():
+    model = random_model(16, 1, seed=0)
+    with pytest.raises(ValueError, match="allow_tf32 applies to the triton backend only"):
+        model.use_backend("cpp", allow_tf32=True)
