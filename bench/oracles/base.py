@@ -180,7 +180,8 @@ class Oracle:
         atoms.calc = calc
         return atoms, counter
 
-    def _cache_key(self, what: str, atoms: Atoms, extra: dict[str, Any] | None = None) -> str:
+    def _cache_key(self, atoms: Atoms, extra: dict[str, Any] | None = None) -> str:
+        """Store key (within a kind): oracle identity, call settings, geometry hash."""
         charge, mult = charge_and_multiplicity(atoms)
         geo = geometry_hash(atoms.numbers, atoms.positions, charge, mult)
         return f"{self.key}/{settings_hash(extra or {})}/{geo}"
@@ -260,7 +261,7 @@ class Oracle:
             except InputError as exc:
                 results[idx] = _invalid(kind, atoms, str(exc))
                 continue
-            key = self._cache_key(kind, atoms, settings if kind == "relax" else None)
+            key = self._cache_key(atoms, settings if kind == "relax" else None)
             if self.store is not None and (hit := self.store.get(kind, key)) is not None:
                 results[idx] = decode(hit)
             elif self.executor is not None:

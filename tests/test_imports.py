@@ -1,0 +1,24 @@
+"""Import boundaries: light modules stay light, and data flows one way."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("bench.reports", ["torch", "tblite", "pyscf", "edm_core"]),
+        ("bench.leaderboard", ["torch", "tblite", "pyscf", "edm_core"]),
+        ("bench.oracles", ["tblite", "pyscf", "torch"]),
+        ("bench.data", ["edm_core", "torch", "tblite"]),
+        ("kernels", ["edm_core", "bench"]),
+    ],
+)
+def test_importing_a_module_does_not_pull_heavy_or_upstream_packages(module, forbidden):
+    code = f"import sys, {module}; print(' '.join(m for m in {forbidden!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "", f"importing {module} imported {out}"
