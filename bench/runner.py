@@ -129,6 +129,9 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progr
         tables["path"] = pd.concat(path_tables, ignore_index=True)
         tables["path_summary"] = summarise_alignment(tables["path"])
         gaps = alignment_gap(tables["path"])
+    series = checkpoint_series(tables["relax_summary"], denoisers.values(), settings.n_steps, gaps)
+    if len(series) > len(settings.n_steps):  # more than one checkpoint: the series is a result
+        tables["checkpoints"] = series
     for name, df in tables.items():
         _write_table(df, out_dir / name)
 
@@ -159,6 +162,21 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progr
     write_json_atomic(out_dir / "summary.json", summary)
     write_report(out_dir, tables, summary, manifest)
     return summary
+
+
+def checkpoint_series(relax_summary: pd.DataFrame, denoisers: Any, n_steps: tuple[int, ...],
+                      gaps: dict[str, float]) -> pd.DataFrame:
+    """Median speedup and alignment gap per (checkpoint epoch, n): the study's
+    checkpoint analysis, from the cards' ``training.epochs``."""
+    rsum = relax_summary.set_index("method")
+    rows = []
+    for d in denoisers:
+        for n in n_steps:
+            name = f"{d.card['key']}/n={n}"
+            rows.append({"denoiser": d.card["key"], "epoch": d.card["training"].get("epochs"), "n_steps": n,
+                         "median_speedup": rsum.loc[name, "median_speedup"] if name in rsum.index else None,
+                         "alignment_gap": gaps.get(name)})
+    return pd.DataFrame(rows, columns=["denoiser", "epoch", "n_steps", "median_speedup", "alignment_gap"])
 
 
 def _num(x: Any) -> float | None:

@@ -86,6 +86,32 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     assert entry["card"]["key"] == "tiny" and entry["backend"] in ("cpp", "torch")
 
 
+def test_a_checkpoint_series_gives_speedup_against_epoch(tiny_dataset, tmp_path):
+    import pandas as pd
+    import torch
+    import yaml
+
+    from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
+
+    cards = []
+    for epoch in (1, 2):
+        torch.manual_seed(epoch)
+        save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=1)), tmp_path / f"e{epoch}")
+        card = {"key": f"tiny-e{epoch}", "name": "tiny", "version": "0",
+                "model": {"kind": "edm-checkpoint", "path": f"e{epoch}"},
+                "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
+                "relaxation": {"n_steps": [3]},
+                "training": {"datasets": [{"name": "none", "split": "train"}], "epochs": epoch}}
+        (tmp_path / f"e{epoch}.yml").write_text(yaml.safe_dump(card))
+        cards += ["--denoiser", str(tmp_path / f"e{epoch}.yml")]
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", *cards, "--n-steps", "3", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    series = pd.read_csv(tmp_path / "r" / "checkpoints.csv")
+    assert list(series["epoch"]) == [1, 2] and series["median_speedup"].notna().all()
+    assert (tmp_path / "r" / "figures" / "speedup_epoch.png").is_file()
+
+
 def test_leaderboard_ranks_rows_from_stored_artifacts(tmp_path):
     from bench.leaderboard import collect, write_leaderboard
 
