@@ -57,13 +57,13 @@ def data_read(
     skip_bad: Annotated[bool, typer.Option(help="Skip bad records (reported) instead of failing.")] = False,
 ) -> None:
     """Read molecules from a file and print one line per molecule."""
-    from ase.data import chemical_symbols
+    from ase import Atoms
 
     from bench.data import read_molecules
 
     for mol in read_molecules(path, on_error="skip" if skip_bad else "raise"):
-        formula = "".join(f"{chemical_symbols[z]}" for z in mol.numbers)
-        typer.echo(f"{mol.id}\t{len(mol.numbers)} atoms\tcharge {mol.charge}\t{mol.smiles or formula}")
+        formula = Atoms(numbers=mol.numbers).get_chemical_formula()
+        typer.echo(f"{mol.id}\t{formula}\t{len(mol.numbers)} atoms\tcharge {mol.charge}\t{mol.smiles}")
 
 
 card_app = typer.Typer(help="Denoiser cards.", no_args_is_help=True)
@@ -186,5 +186,19 @@ def perf_cmd(
     typer.echo(json.dumps(records_as_dicts(records), indent=1) if as_json else format_table(records))
 
 
+def main() -> None:
+    """Console entry point: errors about the user's input end in one clear line
+    (exit status 2) instead of a traceback."""
+    from edm_core.checkpoint import CheckpointError
+
+    from bench.errors import EdmBenchError
+
+    try:
+        app()
+    except (EdmBenchError, CheckpointError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":  # python -m bench.cli
-    app()
+    main()
