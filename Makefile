@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edm-bench-installed
 
-.PHONY: setup run test test-slow test-all bench clean
+.PHONY: setup run test test-slow test-all bench datasets-readme clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,11 @@ test-all: test test-slow
 bench: setup
 	$(BIN)/python -m pytest -q --benchmark-only tests/kernels/test_bench_egnn.py
 	$(BIN)/edm-bench perf
+
+# datasets/README.md = the hand-written head + one generated section per shipped set.
+datasets-readme: setup
+	{ cat datasets/README.head.md; for d in qm9-xtb drugs-xtb; do $(BIN)/edm-bench data info $$d --markdown; done; } \
+		> datasets/README.md
 
 clean:
 	rm -rf build $(VENV) .pytest_cache runs
