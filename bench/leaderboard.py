@@ -18,7 +18,7 @@ import pandas as pd
 from bench.errors import InputError
 
 COLUMNS = ["rank", "method", "label", "energy_ratio", "median_energy_above_ground_kcal_mol", "median_speedup",
-           "p25_speedup", "p75_speedup", "fraction_slower", "alignment_gap", "denoiser_ms_per_molecule",
+           "median_speedup_ci95", "tied_with_next", "p25_speedup", "p75_speedup", "fraction_slower", "alignment_gap", "denoiser_ms_per_molecule",
            "total_oracle_s", "n_failed", "n_molecules", "hardware", "git_revision", "report"]
 #: Each metric's direction, for readers and for sorting.
 HIGHER_IS_BETTER = {"energy_ratio": True, "median_energy_above_ground_kcal_mol": False, "median_speedup": True,
@@ -38,8 +38,9 @@ def collect(run_dirs: Sequence[Path]) -> pd.DataFrame:
             raise InputError(f"{run}: not a finished run folder (summary.json and manifest.json needed: {exc})") from exc
         hw = manifest.get("hardware", {})
         for method, metrics in summary["methods"].items():
+            ci = metrics.get("median_speedup_ci95") or [None, None]
             rows.append({"method": method, "label": summary["label"], "n_molecules": summary["n_molecules"],
-                         **{k: metrics.get(k) for k in HIGHER_IS_BETTER},
+                         **{k: metrics.get(k) for k in HIGHER_IS_BETTER}, "ci_low": ci[0], "ci_high": ci[1],
                          "hardware": f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}",
                          "git_revision": manifest.get("git_revision", "unknown"), "run": str(run)})
     if not rows:
@@ -47,7 +48,13 @@ def collect(run_dirs: Sequence[Path]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     df = df.sort_values(["median_speedup", "energy_ratio"], ascending=False, na_position="last", kind="stable")
     df.insert(0, "rank", range(1, len(df) + 1))
-    return df.reset_index(drop=True)
+    df = df.reset_index(drop=True)
+    df["median_speedup_ci95"] = [f"{lo:.2f}..{hi:.2f}" if pd.notna(lo) and pd.notna(hi) else ""
+                                 for lo, hi in zip(df["ci_low"], df["ci_high"])]
+    # Ties shown as ties: a row whose interval overlaps the next row's is not separable from it.
+    df["tied_with_next"] = [bool(i + 1 < len(df) and pd.notna(df.at[i, "ci_low"]) and pd.notna(df.at[i + 1, "ci_high"])
+                                 and df.at[i, "ci_low"] <= df.at[i + 1, "ci_high"]) for i in range(len(df))]
+    return df
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: Path) -> None:

@@ -150,6 +150,8 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progr
             "median_energy_above_ground_kcal_mol": _num(esum.loc[m, "median_kcal_mol"]),
             "mean_energy_above_ground_kcal_mol": _num(esum.loc[m, "mean_kcal_mol"]),
             "median_speedup": _num(rsum.loc[m, "median_speedup"]),
+            "median_speedup_ci95": [_num(rsum.loc[m, "median_speedup_ci_low"]),
+                                    _num(rsum.loc[m, "median_speedup_ci_high"])],
             "p25_speedup": _num(rsum.loc[m, "p25_speedup"]),
             "p75_speedup": _num(rsum.loc[m, "p75_speedup"]),
             "fraction_slower": _num(rsum.loc[m, "fraction_slower"]),

@@ -205,17 +205,32 @@ def summarise_energy(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFra
     return pd.DataFrame(out)
 
 
+def bootstrap_median_ci(values: np.ndarray, n_resamples: int = 2000, level: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the median (resampling molecules; seeded)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(values, size=(n_resamples, len(values)), replace=True), axis=1)
+    lo, hi = np.quantile(medians, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def summarise_relax(df: pd.DataFrame, delta_cut_kcal_mol: float = 0.2) -> pd.DataFrame:
-    """Per method: median, 25th and 75th percentile speedup (all molecules, and
-    excluding ``abs(delta_e) > delta_cut``), fraction slower, steps, force calls,
-    oracle time, and failure counts."""
+    """Per method: median speedup with its 95% bootstrap interval, 25th and 75th
+    percentile (all molecules, and excluding ``abs(delta_e) > delta_cut``),
+    fraction slower, steps, force calls, oracle time, and failure counts."""
     out = []
     for method, g in df.groupby(Col.METHOD, sort=False):
         s = g[Col.SPEEDUP].dropna()
         same_basin = g.loc[g[Col.DELTA_E].abs() <= delta_cut_kcal_mol, Col.SPEEDUP].dropna()
+        lo, hi = bootstrap_median_ci(s.to_numpy())
         out.append({
             Col.METHOD: method, "n": len(g), "n_failed": int((g[Col.STATUS] != "ok").sum()),
-            "median_speedup": s.median(), "p25_speedup": s.quantile(0.25), "p75_speedup": s.quantile(0.75),
+            "median_speedup": s.median(), "median_speedup_ci_low": lo, "median_speedup_ci_high": hi,
+            "p25_speedup": s.quantile(0.25), "p75_speedup": s.quantile(0.75),
             "median_speedup_same_basin": same_basin.median(), "n_same_basin": len(same_basin),
             "fraction_slower": float((s < 0).mean()) if len(s) else np.nan,
             "median_steps": g[Col.N_STEPS].median(), "total_force_calls": g[Col.N_FORCE_CALLS].sum(),

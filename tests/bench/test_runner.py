@@ -124,12 +124,14 @@ def test_leaderboard_ranks_rows_from_stored_artifacts(tmp_path):
                                                        "git_revision": "abc"}))
         return run
 
-    a = fake_run("a", {"mmff": {"median_speedup": 0.0, "energy_ratio": 1.0},
-                       "den/n=50": {"median_speedup": 0.4, "energy_ratio": 3.0}})
-    b = fake_run("b", {"other/n=50": {"median_speedup": 0.4, "energy_ratio": 5.0}})
+    a = fake_run("a", {"mmff": {"median_speedup": 0.0, "energy_ratio": 1.0, "median_speedup_ci95": [0, 0]},
+                       "den/n=50": {"median_speedup": 0.4, "energy_ratio": 3.0, "median_speedup_ci95": [0.3, 0.5]}})
+    b = fake_run("b", {"other/n=50": {"median_speedup": 0.4, "energy_ratio": 5.0,
+                                      "median_speedup_ci95": [0.35, 0.45]}})
     df = collect([a, b])
     assert list(df["method"]) == ["other/n=50", "den/n=50", "mmff"]  # tie on speedup broken by energy ratio
     assert list(df["rank"]) == [1, 2, 3]
+    assert list(df["tied_with_next"]) == [True, False, False]  # overlapping intervals: shown as a tie
     write_leaderboard(df, tmp_path / "lb")
     assert "report" in (tmp_path / "lb" / "leaderboard.md").read_text()
     assert (tmp_path / "lb" / "leaderboard.html").read_text().count("<td>other/n=50</td>") == 1

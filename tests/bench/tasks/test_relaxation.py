@@ -81,3 +81,16 @@ def test_a_denoiser_returning_the_ground_state_scores_zero_energy_and_full_speed
     assert relax.loc["exact", Col.N_STEPS] == 0 and relax.loc["exact", Col.SPEEDUP] == 1.0
     assert relax.loc["mmff", Col.SPEEDUP] == 0.0
     assert relax.loc["broken", Col.STATUS] == "no_start" and np.isnan(relax.loc["broken", Col.SPEEDUP])
+
+
+def test_bootstrap_interval_of_the_median_covers_it_and_shrinks_with_n(rng):
+    from bench.tasks.relaxation import bootstrap_median_ci
+
+    small = rng.normal(size=20)
+    large = rng.normal(size=2000)
+    lo, hi = bootstrap_median_ci(small)
+    assert lo < np.median(small) < hi
+    lo2, hi2 = bootstrap_median_ci(large)
+    assert hi2 - lo2 < (hi - lo) / 4  # ~ 1/sqrt(n)
+    assert lo2 < 0 < hi2  # the true median of N(0, 1)
+    assert all(np.isnan(bootstrap_median_ci(np.array([1.0]))))
