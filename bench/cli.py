@@ -96,6 +96,7 @@ def run_cmd(
     methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
     n_steps: Annotated[str, typer.Option(help="Comma-separated start steps n of the denoiser relaxations.")] = "20,30,50",
+    seeds: Annotated[str, typer.Option(help="Comma-separated denoiser seeds (metrics pool them).")] = "0,1,2",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
     store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
     workers: Annotated[int, typer.Option(help="Oracle worker processes (0: all cores).")] = 0,
@@ -110,7 +111,8 @@ def run_cmd(
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in denoiser or ()),
                            n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),
-                           workers=workers or os.cpu_count() or 1, dask=dask)
+                           workers=workers or os.cpu_count() or 1, dask=dask,
+                           denoiser_seeds=tuple(int(k) for k in seeds.split(",") if k.strip()))
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     print_summary(summary)

@@ -227,9 +227,11 @@ def summarise_relax(df: pd.DataFrame, delta_cut_kcal_mol: float = 0.2) -> pd.Dat
         s = g[Col.SPEEDUP].dropna()
         same_basin = g.loc[g[Col.DELTA_E].abs() <= delta_cut_kcal_mol, Col.SPEEDUP].dropna()
         lo, hi = bootstrap_median_ci(s.to_numpy())
+        per_seed = g.groupby("seed")[Col.SPEEDUP].median() if "seed" in g and g["seed"].notna().any() else None
         out.append({
             Col.METHOD: method, "n": len(g), "n_failed": int((g[Col.STATUS] != "ok").sum()),
             "median_speedup": s.median(), "median_speedup_ci_low": lo, "median_speedup_ci_high": hi,
+            "median_speedup_seed_std": per_seed.std() if per_seed is not None and len(per_seed) > 1 else np.nan,
             "p25_speedup": s.quantile(0.25), "p75_speedup": s.quantile(0.75),
             "median_speedup_same_basin": same_basin.median(), "n_same_basin": len(same_basin),
             "fraction_slower": float((s < 0).mean()) if len(s) else np.nan,

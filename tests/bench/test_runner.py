@@ -79,6 +79,10 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     assert summary["methods"]["tiny/n=2"]["alignment_gap"] is None
     import pandas as pd
 
+    relax = pd.read_csv(tmp_path / "run" / "relax.csv")
+    assert sorted(relax.loc[relax["method"] == "tiny/n=12", "seed"].unique()) == [0, 1, 2]  # three seeds pooled
+    assert relax.loc[relax["method"] == "mmff", "seed"].isna().all()
+    assert len(relax[relax["method"] == "tiny/n=12"]) == 2 * 3
     path = pd.read_csv(tmp_path / "run" / "path.csv")
     assert sorted(path["frame"].unique()) == list(range(14))  # start, 12 reverse steps, final decode
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
