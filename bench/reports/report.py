@@ -13,7 +13,7 @@ from bench.reports.figures import save_figures
 
 _HEADLINE = ["median_energy_above_ground_kcal_mol", "energy_ratio", "median_steps", "median_speedup",
              "p25_speedup", "p75_speedup", "fraction_slower", "alignment_gap", "denoiser_ms_per_molecule",
-             "n_failed"]
+             "net_saving_s_per_molecule", "n_failed"]
 
 
 def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
