@@ -170,6 +170,23 @@ def leaderboard_cmd(
     typer.echo(f"wrote {out}/leaderboard.md, .csv, .html")
 
 
+@app.command("check")
+def check_cmd(
+    results: Annotated[Path, typer.Argument(help="A run folder (summary.json) or `perf --json` output.")],
+    baseline: Annotated[Path, typer.Option(help="Baseline file with values, tolerances and directions.")],
+) -> None:
+    """Compare headline metrics and speed ratios with a baseline; exit 1 on a regression."""
+    from bench.check import check
+
+    table = check(results, baseline)
+    typer.echo(table.to_markdown(index=False, floatfmt=".4g"))
+    bad = table[table["status"] != "ok"]
+    if len(bad):
+        typer.echo(f"{len(bad)} metric(s) regressed or missing: {', '.join(bad['metric'])}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"all {len(table)} metrics within tolerance")
+
+
 @app.command("perf")
 def perf_cmd(
     backends: Annotated[str, typer.Option(help="Comma-separated: torch, cpp, onnx, triton, triton-tf32 (GPU, "
