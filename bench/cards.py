@@ -190,3 +190,51 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
                          f"T={c.diffusion_steps} {c.diffusion_noise_schedule}")
     denoiser.card = card
     return denoiser
+
+
+def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None = None,
+                        level_of_theory: str = "GFN2-xTB") -> dict[str, Any]:
+    """A card for an own-format checkpoint written by ``edm-bench train``, from
+    its metadata (data, size, epochs, wall time, validation loss); the card
+    lives in the checkpoint folder (``model.path: .``)."""
+    import json
+
+    root = Path(checkpoint_dir)
+    doc = json.loads((root / "config.json").read_text())
+    meta, config = doc.get("metadata", {}), doc["config"]
+    data = meta.get("data", {})
+    settings = meta.get("train_settings", {})
+    t_max = settings.get("t_max", 1.0)
+    card = {
+        "key": key,
+        "name": name or f"EDM nf {config['nf']}, {config['n_layers']} layers, epoch {meta.get('epoch')}",
+        "version": "1",
+        "authors": ["edm-bench"],
+        "license": "MIT",
+        "model": {"kind": "edm-checkpoint", "path": ".", "sha256": sha256_of(root / "model.safetensors"),
+                  "size_bytes": (root / "model.safetensors").stat().st_size},
+        "diffusion": {"timesteps": config["diffusion_steps"], "schedule": config["diffusion_noise_schedule"],
+                      "precision": config["diffusion_noise_precision"]},
+        "relaxation": {"n_steps": [20, 30, 50], "add_noise": False, "sampler": "ancestral (EDM), study's start"},
+        "training": {
+            "datasets": [{"name": str(data.get("dataset", "?")), "split": str(data.get("split", "train")),
+                          "level_of_theory": level_of_theory,
+                          "content_sha256": str(data.get("content_sha256", ""))}],
+            "epochs": meta.get("epoch", 0), "n_parameters": meta.get("n_parameters", 0),
+            "wall_s": meta.get("wall_s", 0.0), "hardware": meta.get("hardware", "unknown"),
+            "valid_loss": meta.get("valid_loss", float("nan")),
+            "data_overlap": "trained on the train split only; valid and test are disjoint by canonical-SMILES hash",
+        },
+        "notes": (f"EMA weights (decay {settings.get('ema_decay')}), batch {settings.get('batch_size')}, "
+                  f"lr {settings.get('lr')}" + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")),
+    }
+    validate_card(card, str(root))
+    return card
+
+
+def write_card(card: dict[str, Any], path: str | Path) -> Path:
+    """Write a validated card as YAML."""
+    validate_card(card, str(path))
+    path = Path(path)
+    path.write_text(yaml.safe_dump(card, sort_keys=False))
+    return path

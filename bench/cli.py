@@ -136,6 +136,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
 ) -> None:
     """Train an EDM denoiser on a dataset's ground states (original defaults; resumable)."""
+    from bench.cards import card_for_checkpoint, write_card
     from bench.data import load_dataset, read_manifest
     from edm_core.model import EDMConfig
     from edm_core.train import Trainer, TrainSettings
@@ -151,8 +152,15 @@ def train_cmd(
     settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, ema_decay=ema_decay, t_max=t_max,
                              checkpoint_every=checkpoint_every, device=device, seed=seed)
     trainer = Trainer(EDMConfig(nf=nf, n_layers=n_layers), settings, pairs, valid_pairs, out, data)
-    trainer.fit(on_epoch=lambda r: typer.echo(json.dumps(r)))
-    typer.echo(f"checkpoints in {out}/epoch_*")
+
+    def on_epoch(record: dict) -> None:
+        typer.echo(json.dumps(record))
+        ckpt = out / f"epoch_{record['epoch']:04d}"
+        if ckpt.is_dir():  # a card beside every checkpoint: `edm-bench run --denoiser <ckpt>/card.yml`
+            write_card(card_for_checkpoint(ckpt, f"{out.name}-e{record['epoch']:04d}"), ckpt / "card.yml")
+
+    trainer.fit(on_epoch=on_epoch)
+    typer.echo(f"checkpoints and cards in {out}/epoch_*")
 
 
 @app.command("leaderboard")

@@ -91,6 +91,12 @@ def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarra
     return [order[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
+def _hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{os.cpu_count()}-core CPU"
+
+
 def _atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
@@ -229,6 +235,6 @@ class Trainer:
         metadata = {
             **record, "n_parameters": self.model.n_parameters, "train_settings": dataclasses.asdict(self.settings),
             "data": {**self.data_description, "n_train": len(self.train_set), "n_valid": len(self.valid_set)},
-            "weights": "EMA", "torch": torch.__version__,
+            "weights": "EMA", "torch": torch.__version__, "hardware": _hardware(self.device),
         }
         return save_checkpoint(self.ema, self.out_dir / f"epoch_{self.epoch:04d}", metadata)

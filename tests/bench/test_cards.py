@@ -121,3 +121,21 @@ def test_paths_shas_signatures_and_entry_points_are_checked(tmp_path, tiny):
     doc["diffusion"]["timesteps"] = 500
     with pytest.raises(InputError, match="card says T=500"):
         load_denoiser(write(tmp_path / "t.yml", doc), backend="torch")
+
+
+def test_training_writes_a_valid_card_beside_each_checkpoint(tmp_path):
+    from bench.data.build import build_dataset
+    from bench.cli import app
+    from typer.testing import CliRunner
+
+    (tmp_path / "in.smi").write_text("C\nO\nN\nCC\nCO\nCN\nOO\nC=C\nC#N\nC=O\n")
+    build_dataset("qm9-xtb", out_dir=tmp_path / "set", smiles_path=tmp_path / "in.smi", workers=1,
+                  progress=False)
+    result = CliRunner().invoke(app, ["train", "--dataset", str(tmp_path / "set"), "--out", str(tmp_path / "t"),
+                                      "--epochs", "2", "--nf", "8", "--n-layers", "1", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    card = read_card(tmp_path / "t" / "epoch_0002" / "card.yml")
+    assert card["key"] == "t-e0002" and card["training"]["epochs"] == 2
+    assert card["training"]["datasets"][0]["name"] == str(tmp_path / "set")
+    model = load_denoiser(tmp_path / "t" / "epoch_0002" / "card.yml", backend="torch")
+    assert model.n_parameters == card["training"]["n_parameters"]
