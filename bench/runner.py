@@ -221,15 +221,18 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{summary['label']} ({summary['n_molecules']} molecules, {summary['wall_s']} s)")
-    cols = ["median_energy_above_ground_kcal_mol", "energy_ratio", "median_steps", "median_speedup",
-            "p25_speedup", "p75_speedup", "fraction_slower", "n_failed"]
+    table = Table(title=f"{summary['label']} ({summary['n_molecules']} molecules, {summary['wall_s']} s)",
+                  caption="E: median oracle energy above the ground state (kcal/mol); ratio: E(MMFF)/E; "
+                          "speedup: 1 - steps/steps(MMFF); gap: cos(Δ10, gs) - cos(Δ10, f)")
+    cols = {"E": "median_energy_above_ground_kcal_mol", "ratio": "energy_ratio", "steps": "median_steps",
+            "speedup": "median_speedup", "p25": "p25_speedup", "p75": "p75_speedup", "slower": "fraction_slower",
+            "gap": "alignment_gap", "ms/mol": "denoiser_ms_per_molecule", "failed": "n_failed"}
     table.add_column("method")
-    for c in cols:
-        table.add_column(c.replace("_", " "), justify="right")
+    for header in cols:
+        table.add_column(header, justify="right")
     for method, vals in summary["methods"].items():
-        table.add_row(method, *("-" if vals[c] is None else f"{vals[c]:.3g}" for c in cols))
-    Console().print(table)
+        table.add_row(method, *("-" if vals.get(c) is None else f"{vals[c]:.3g}" for c in cols.values()))
+    Console(width=max(100, Console().width)).print(table)
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:
