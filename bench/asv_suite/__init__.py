@@ -1,0 +1,1 @@
+"""airspeed velocity benchmarks (``asv run``; see asv.conf.json). Not imported by the package."""
