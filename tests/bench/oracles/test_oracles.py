@@ -292,3 +292,20 @@ def test_a_lost_worker_is_a_recorded_failure_and_not_cached(ethanol, tmp_path):
     assert res.status == "failed" and "worker lost" in res.message
     assert store.count() == 0
     assert get_oracle("xtb", store=store).relax(ethanol).converged  # a retry without the executor succeeds
+
+
+@pytest.mark.dft
+def test_dft_oracle_agrees_with_a_direct_pyscf_call(water):
+    from pyscf import dft, gto
+
+    from bench.units import BOHR_TO_ANG, HARTREE_TO_EV
+
+    mol = gto.M(atom=[(int(z), tuple(p)) for z, p in zip(water.numbers, water.positions)], unit="Angstrom",
+                basis="6-31g(2df,p)", verbose=0)
+    mf = dft.RKS(mol)
+    mf.xc, mf.conv_tol = "b3lypg", 1e-10
+    energy = mf.kernel()
+    grad = mf.nuc_grad_method().kernel()
+    sp = get_oracle("dft").single_point(water)
+    assert sp.energy_ev == pytest.approx(energy * HARTREE_TO_EV, abs=1e-6)
+    np.testing.assert_allclose(sp.forces_ev_ang, -grad * HARTREE_TO_EV / BOHR_TO_ANG, atol=1e-5)
