@@ -301,36 +301,54 @@ class Oracle:
     def _run_relaxation(
         self, atoms: Atoms, name: str, opt_class: type, settings: dict, trajectory: list[np.ndarray] | None
     ) -> RelaxResult:
-        work, counter = self._attach(atoms, name)
-        opt = opt_class(work, logfile=None)
+        return Relaxation(self, atoms, name, opt_class).run(settings["fmax"], settings["max_steps"], trajectory)
+
+    def relaxation(self, atoms: Atoms, name: str = "molecule", optimizer: str = "BFGS") -> "Relaxation":
+        """An uncached relaxation that can be continued with a tighter ``fmax``,
+        keeping the optimizer's state (BFGS: its Hessian), as the dataset builder
+        does for the lowest of several conformers."""
+        self.check(atoms, name)
+        return Relaxation(self, atoms, name, resolve_optimizer(optimizer))
+
+
+class Relaxation:
+    """One optimizer on one molecule; :meth:`run` may be called again to go on."""
+
+    def __init__(self, oracle: Oracle, atoms: Atoms, name: str, opt_class: type) -> None:
+        self.work, self.counter = oracle._attach(atoms, name)
+        self.opt = opt_class(self.work, logfile=None)
+        self.wall_s = 0.0
+        self.last_good = (float("nan"), atoms.positions.copy(), float("nan"))
+
+    def run(self, fmax: float, max_steps: int, trajectory: list[np.ndarray] | None = None) -> RelaxResult:
+        """Optimise until ``max|F| < fmax`` or ``max_steps`` more steps; counts are cumulative."""
         t0 = time.perf_counter()
         converged = False
-        last_good = (float("nan"), atoms.positions.copy(), float("nan"))
         try:
-            for converged in opt.irun(fmax=settings["fmax"], steps=settings["max_steps"]):
+            for converged in self.opt.irun(fmax=fmax, steps=max_steps):
                 # irun has just evaluated this geometry: read the calculator's results
                 # directly (another get_forces() would only re-check the cache).
-                res = work.calc.results
-                last_good = (float(res["energy"]), work.positions.copy(),
-                             float(np.linalg.norm(res["forces"], axis=1).max()))
+                res = self.work.calc.results
+                self.last_good = (float(res["energy"]), self.work.positions.copy(),
+                                  float(np.linalg.norm(res["forces"], axis=1).max()))
                 if trajectory is not None:
-                    trajectory.append(work.positions.copy())
-            status, message = ("converged", "") if converged else (
-                "not_converged", f"max_steps={settings['max_steps']} reached")
+                    trajectory.append(self.work.positions.copy())
+            status, message = ("converged", "") if converged else ("not_converged", f"max_steps={max_steps} reached")
         except OracleFailure as exc:
             converged, status, message = False, "failed", str(exc)
-        energy, positions, fmax_reached = last_good
+        self.wall_s += time.perf_counter() - t0
+        energy, positions, fmax_reached = self.last_good
         return RelaxResult(
             converged=bool(converged),
-            n_steps=int(opt.get_number_of_steps()),
-            n_force_calls=counter[0],
+            n_steps=int(self.opt.get_number_of_steps()),
+            n_force_calls=self.counter[0],
             energy_ev=energy,
             positions_ang=positions,
-            wall_s=time.perf_counter() - t0,
+            wall_s=self.wall_s,
             status=status,
             message=message,
             fmax_ev_ang=fmax_reached,
-            settings=settings,
+            settings={"fmax": fmax, "optimizer": type(self.opt).__name__, "max_steps": max_steps},
         )
 
 

@@ -142,10 +142,11 @@ def test_an_interrupted_build_leaves_a_consistent_partial_dataset(tmp_path):
     assert len(calls) == 4 and final["source"]["complete"] and final["n_molecules"] == 6
 
 
-def test_conformer_screening_keeps_the_lowest_tight_minimum(tmp_path):
+@pytest.mark.parametrize("continue_", [None, True])
+def test_conformer_screening_keeps_the_lowest_tight_minimum(tmp_path, continue_):
     smiles = tmp_path / "in.smi"
     smiles.write_text("CCCCO\n")
-    settings = BuildSettings(n_conformers=3, screen_fmax=0.03)
+    settings = BuildSettings(n_conformers=3, screen_fmax=0.03, screen_continue=continue_)
     build_dataset("qm9-xtb", out_dir=tmp_path / "d", smiles_path=smiles, workers=1, progress=False,
                   settings=settings)
     (rec,) = all_records(tmp_path / "d")
