@@ -227,7 +227,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     cols = {"E": "median_energy_above_ground_kcal_mol", "ratio": "energy_ratio", "steps": "median_steps",
             "speedup": "median_speedup", "p25": "p25_speedup", "p75": "p75_speedup", "slower": "fraction_slower",
             "gap": "alignment_gap", "ms/mol": "denoiser_ms_per_molecule", "failed": "n_failed"}
-    table.add_column("method")
+    table.add_column("method", no_wrap=True)
     for header in cols:
         table.add_column(header, justify="right")
     for method, vals in summary["methods"].items():
