@@ -64,3 +64,42 @@ def stability(molecules: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
         n_stable_mols += bool(stable.all())
     return {"atom_stability": n_stable_atoms / max(n_atoms, 1),
             "molecule_stability": n_stable_mols / max(len(molecules), 1)}
+
+
+def to_rdkit(numbers: np.ndarray, orders: np.ndarray):
+    """An RDKit molecule with EDM's perceived bonds, or None if RDKit cannot sanitize it."""
+    from rdkit import Chem
+
+    mol = Chem.RWMol()
+    for z in numbers:
+        mol.AddAtom(Chem.Atom(int(z)))
+    kinds = {1: Chem.BondType.SINGLE, 2: Chem.BondType.DOUBLE, 3: Chem.BondType.TRIPLE}
+    for i, j in zip(*np.nonzero(np.triu(orders, k=1))):
+        mol.AddBond(int(i), int(j), kinds[int(orders[i, j])])
+    try:
+        Chem.SanitizeMol(mol)
+    except Exception:  # RDKit raises several types for invalid valences and kekulisation
+        return None
+    return mol.GetMol()
+
+
+def generation_metrics(molecules: Sequence[tuple[np.ndarray, np.ndarray]],
+                       training_smiles: set[str] | None = None) -> dict[str, float]:
+    """EDM's sample-quality metrics: stability (atoms, molecules), RDKit validity
+    (largest fragment), uniqueness among valid, novelty against ``training_smiles``."""
+    from rdkit import Chem
+
+    out = stability(molecules)
+    smiles = []
+    for numbers, positions in molecules:
+        mol = to_rdkit(numbers, bond_orders(numbers, positions))
+        if mol is not None:
+            frags = Chem.GetMolFrags(mol, asMols=True)
+            smiles.append(Chem.MolToSmiles(Chem.RemoveHs(max(frags, key=lambda m: m.GetNumAtoms()))))
+    n = max(len(molecules), 1)
+    unique = set(smiles)
+    out |= {"validity": len(smiles) / n, "uniqueness": len(unique) / max(len(smiles), 1)}
+    if training_smiles is not None:
+        canonical = {Chem.MolToSmiles(Chem.MolFromSmiles(s)) for s in training_smiles}
+        out["novelty"] = len(unique - canonical) / max(len(unique), 1)
+    return out

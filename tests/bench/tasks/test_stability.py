@@ -41,3 +41,19 @@ def test_a_stretched_bond_breaks_stability():
     result = stability([(atoms.numbers, atoms.positions), (atoms.numbers, pos)])
     assert result["molecule_stability"] == 0.5
     assert 0.5 < result["atom_stability"] < 1.0
+
+
+def test_generation_metrics_on_known_molecules():
+    from bench.tasks.stability import generation_metrics
+
+    mols = [molecule_from_smiles(s) for s in ("CCO", "CCO", "C=C", "CC(=O)N")]
+    samples = [(a.numbers, a.positions) for a in mols]
+    methane = molecule_from_smiles("C")
+    ch5 = np.vstack([methane.positions, methane.positions[0] - 1.09 * methane.positions[1]
+                     / np.linalg.norm(methane.positions[1] - methane.positions[0])])
+    samples.append((np.array([6, 1, 1, 1, 1, 1]), ch5))  # a five-bonded carbon: unstable and invalid
+    m = generation_metrics(samples, training_smiles={"OCC", "C=C"})
+    assert m["molecule_stability"] == pytest.approx(4 / 5)
+    assert m["validity"] == pytest.approx(4 / 5)
+    assert m["uniqueness"] == pytest.approx(3 / 4)  # ethanol twice
+    assert m["novelty"] == pytest.approx(1 / 3)  # only the amide is new
