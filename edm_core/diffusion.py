@@ -199,12 +199,17 @@ class EnVariationalDiffusion(nn.Module):
         t_int is uniform in {0, ..., round(t_max T)}; ``t_max < 1`` is our extension
         (train only on the low-noise, relaxation part of the schedule).
         """
+        eps, eps_hat = self.denoising_pair(z, node_mask, noise, t_max)
+        n = node_mask.shape[1]
+        error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + self.n_features) * n)
+        return 0.5 * error.mean()
+
+    def denoising_pair(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise, t_max: float = 1.0
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eps, eps_hat) at times t_int uniform in {0, ..., round(t_max T)}."""
         b = z.shape[0]
         hi = int(round(t_max * self.T))
         t_int = torch.randint(0, hi + 1, (b, 1), generator=noise.generator, device=z.device)
         t = t_int.to(z.dtype) / self.T
         z_t, eps = self.noised(z, t, node_mask, noise)
-        eps_hat = self.predict_noise(z_t, t, node_mask)
-        n = node_mask.shape[1]
-        error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + self.n_features) * n)
-        return 0.5 * error.mean()
+        return eps, self.predict_noise(z_t, t, node_mask)

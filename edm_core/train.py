@@ -187,20 +187,31 @@ class Trainer:
         return float(loss.detach())
 
     @torch.no_grad()
-    def validation_loss(self, model: EDMDenoiser | None = None, seed: int = 12345) -> float:
-        """Mean l2 loss on the validation molecules with fixed noise (comparable across epochs)."""
+    def validation_losses(self, model: EDMDenoiser | None = None, seed: int = 12345) -> dict[str, float]:
+        """Mean l2 loss on the validation molecules with fixed noise (comparable across
+        epochs), and its position part: the mean squared error per position
+        coordinate of real atoms (1 = no better than predicting zero noise)."""
         model = model or self.ema
         model.eval()
         if not self.valid_set:
-            return float("nan")
+            return {"valid_loss": float("nan"), "valid_position_mse": float("nan")}
         noise = Noise.from_seed(seed)
-        losses, weights = [], []
+        losses, pos_sq, n_pos, weights = [], 0.0, 0, []
         for start in range(0, len(self.valid_set), self.settings.batch_size):
             idx = np.arange(start, min(start + self.settings.batch_size, len(self.valid_set)))
             z, mask = self._z(model, idx, self.valid_set)
-            losses.append(float(model.model.l2_loss(z, mask, noise, t_max=self.settings.t_max)))
+            eps, eps_hat = model.model.denoising_pair(z, mask, noise, t_max=self.settings.t_max)
+            n = mask.shape[1]
+            error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + model.model.n_features) * n)
+            losses.append(float(0.5 * error.mean()))
             weights.append(len(idx))
-        return float(np.average(losses, weights=weights))
+            pos_sq += float((((eps - eps_hat)[..., :3] ** 2) * mask).sum())
+            n_pos += int(mask.sum()) * 3
+        return {"valid_loss": float(np.average(losses, weights=weights)), "valid_position_mse": pos_sq / n_pos}
+
+    def validation_loss(self, model: EDMDenoiser | None = None, seed: int = 12345) -> float:
+        """The validation l2 loss (see :meth:`validation_losses`)."""
+        return self.validation_losses(model, seed)["valid_loss"]
 
     def fit(self, progress: bool = True, on_epoch: Callable[[dict[str, Any]], None] | None = None,
             stop_after_steps: int | None = None) -> list[dict[str, Any]]:
@@ -221,7 +232,7 @@ class Trainer:
             self.epoch += 1
             self.wall_s += time.perf_counter() - t0
             record = {"epoch": self.epoch, "step": self.step, "train_loss": float(np.mean(losses)),
-                      "valid_loss": self.validation_loss(), "wall_s": round(self.wall_s, 1)}
+                      **self.validation_losses(), "wall_s": round(self.wall_s, 1)}
             self.history.append(record)
             if self.epoch % self.settings.checkpoint_every == 0 or self.epoch == self.settings.epochs:
                 self.save_epoch_checkpoint(record)
