@@ -364,6 +364,7 @@ def build_dataset(
             # waiting for running ones (their workers die with this process), and
             # write what is done.
             pool.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(pool)  # or interpreter exit would wait for their current molecules
             finalise()
             raise
         else:
@@ -388,6 +389,12 @@ def _sigterm_as_interrupt() -> Any:
         raise KeyboardInterrupt(f"signal {signum}")
 
     return signal.signal(signal.SIGTERM, interrupt)
+
+
+def _stop_workers(pool: Any) -> None:
+    """Terminate a local process pool's workers (a Dask cluster's are its own business)."""
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
 
 
 def _restore_sigterm(previous: Any) -> None:
