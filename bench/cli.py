@@ -128,6 +128,10 @@ def train_cmd(
     nf: Annotated[int, typer.Option(help="Hidden size (original: 256).")] = 256,
     n_layers: Annotated[int, typer.Option(help="Equivariant blocks (original QM9: 9).")] = 9,
     lr: Annotated[float, typer.Option(help="AdamW learning rate (original: 1e-4).")] = 1e-4,
+    lr_final: Annotated[Optional[float], typer.Option(
+        help="Cosine-decay the learning rate to this by the last epoch (our extension; off = constant).")] = None,
+    bucket: Annotated[bool, typer.Option(help="Batch molecules of similar size (less padding, same loss).")] = True,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default: torch's choice).")] = None,
     ema_decay: Annotated[float, typer.Option(help="EMA beta (original: 0.9999).")] = 0.9999,
     t_max: Annotated[float, typer.Option(help="Train only on t <= t_max (our extension; 1 = original).")] = 1.0,
     checkpoint_every: Annotated[int, typer.Option(help="Write an epoch checkpoint every N epochs.")] = 1,
@@ -149,8 +153,13 @@ def train_cmd(
     manifest = read_manifest(dataset)
     data = {"dataset": str(dataset), "split": "train", "positions": "ground state (GFN2-xTB)",
             "content_sha256": manifest["splits"]["train"]["content_sha256"], "n_used": n}
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, ema_decay=ema_decay, t_max=t_max,
-                             checkpoint_every=checkpoint_every, device=device, seed=seed)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
+                             ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
+                             seed=seed)
     trainer = Trainer(EDMConfig(nf=nf, n_layers=n_layers), settings, pairs, valid_pairs, out, data)
 
     def on_epoch(record: dict) -> None:

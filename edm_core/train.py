@@ -5,8 +5,21 @@ amsgrad, weight decay 1e-12), EMA of the weights with beta 0.9999 after every
 step, gradient clipping at 1.5 x mean + 2 x std of the last 50 recorded gradient
 norms (the queue starts with 3000; a clipped step records the clip value).
 
-Our extension: ``t_max < 1`` trains only on the low-noise part of the schedule
-(t <= t_max), the part a relaxation from n <= t_max T uses.
+Our extensions, each off by default except bucketing:
+
+- ``t_max < 1`` trains only on the low-noise part of the schedule (t <= t_max),
+  the part a relaxation from n <= t_max T uses.
+- ``bucket`` (on): batches hold molecules of similar size, so a padded batch
+  wastes little work on padding (about 1.8x faster per epoch on QM9 on a CPU).
+  Every molecule is still seen once per epoch and the loss is the same
+  per-molecule mean, so the gradient's expectation is unchanged.
+- ``lr_final < lr``: the learning rate decays along a cosine from ``lr`` to
+  ``lr_final`` over ``epochs`` (the original keeps it constant).
+
+Validation reports the l2 loss, its position part, and the error of the implied
+clean structure ``x0_hat = (z_t - sigma_t eps_hat) / alpha_t`` in Angstrom at
+the steps a relaxation starts from: the quantity that decides how close to the
+ground state a relaxation can end.
 
 A run folder holds ``train_state.pt`` (everything needed to resume: weights,
 EMA, optimizer, clipping queue, counters, RNG states; written atomically every
@@ -50,6 +63,8 @@ class TrainSettings:
     seed: int = 0
     device: str = "cpu"
     n_valid: int = 500
+    bucket: bool = True
+    lr_final: float | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.t_max <= 1:
@@ -58,6 +73,15 @@ class TrainSettings:
             raise ValueError("epochs, batch_size and checkpoint_every must be >= 1")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_final is not None and not 0 <= self.lr_final <= self.lr:
+            raise ValueError(f"lr_final must be in [0, lr], got {self.lr_final}")
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of (0-based) ``epoch``: constant, or cosine to ``lr_final``."""
+        if self.lr_final is None or self.epochs == 1:
+            return self.lr
+        frac = epoch / (self.epochs - 1)
+        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + np.cos(np.pi * frac))
 
 
 class GradientClipper:
@@ -85,10 +109,23 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, beta: float) -> Non
             pe.mul_(beta).add_(pm.detach(), alpha=1 - beta)
 
 
-def batches(n: int, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """A shuffled partition of range(n) into batches."""
-    order = rng.permutation(n)
-    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+def batches(sizes: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: bool = False,
+            batches_per_bucket: int = 32) -> list[np.ndarray]:
+    """A shuffled partition of ``range(len(sizes))`` into batches.
+
+    With ``bucket``, each run of ``batches_per_bucket`` batches of the shuffled
+    order is sorted by molecule size before it is cut, and the batches are then
+    shuffled: batches hold similar sizes (little padding) yet stay random.
+    """
+    order = rng.permutation(len(sizes))
+    if bucket:
+        span = batch_size * batches_per_bucket
+        order = np.concatenate([chunk[np.argsort(sizes[chunk], kind="stable")]
+                                for chunk in np.split(order, np.arange(span, len(order), span))])
+    cut = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if bucket:
+        cut = [cut[i] for i in rng.permutation(len(cut))]
+    return cut
 
 
 def _hardware(device: torch.device) -> str:
@@ -124,6 +161,7 @@ class Trainer:
                  data_description: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.train_set, self.valid_set = list(train), list(valid)[: settings.n_valid]
+        self.sizes = np.array([len(numbers) for numbers, _ in self.train_set])
         self.out_dir = Path(out_dir)
         self.data_description = data_description or {}
         self.device = torch.device(settings.device)
@@ -187,27 +225,46 @@ class Trainer:
         return float(loss.detach())
 
     @torch.no_grad()
-    def validation_losses(self, model: EDMDenoiser | None = None, seed: int = 12345) -> dict[str, float]:
-        """Mean l2 loss on the validation molecules with fixed noise (comparable across
-        epochs), and its position part: the mean squared error per position
-        coordinate of real atoms (1 = no better than predicting zero noise)."""
+    def validation_losses(self, model: EDMDenoiser | None = None, seed: int = 12345,
+                          x0_steps: Sequence[int] = (10, 30, 50)) -> dict[str, float]:
+        """Validation metrics with fixed noise (comparable across epochs).
+
+        ``valid_loss``: the mean l2 loss. ``valid_position_mse``: its position
+        part, the mean squared error per position coordinate of real atoms (1 = no
+        better than predicting zero noise). ``x0_rmse_n<k>``: at step k, the RMS
+        error per coordinate (Angstrom) of the implied clean positions; predicting
+        zero noise gives sigma_k / alpha_k (0.014, 0.042, 0.071 A at k = 10, 30, 50).
+        """
         model = model or self.ema
         model.eval()
+        diffusion = model.model
+        steps = [k for k in x0_steps if k <= round(self.settings.t_max * diffusion.T)]
+        metrics = {"valid_loss": float("nan"), "valid_position_mse": float("nan"),
+                   **{f"x0_rmse_n{k}": float("nan") for k in steps}}
         if not self.valid_set:
-            return {"valid_loss": float("nan"), "valid_position_mse": float("nan")}
+            return metrics
         noise = Noise.from_seed(seed)
-        losses, pos_sq, n_pos, weights = [], 0.0, 0, []
+        losses, weights, pos_sq, n_pos = [], [], 0.0, 0
+        x0_sq = dict.fromkeys(steps, 0.0)
         for start in range(0, len(self.valid_set), self.settings.batch_size):
             idx = np.arange(start, min(start + self.settings.batch_size, len(self.valid_set)))
             z, mask = self._z(model, idx, self.valid_set)
-            eps, eps_hat = model.model.denoising_pair(z, mask, noise, t_max=self.settings.t_max)
+            eps, eps_hat = diffusion.denoising_pair(z, mask, noise, t_max=self.settings.t_max)
             n = mask.shape[1]
-            error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + model.model.n_features) * n)
+            error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + diffusion.n_features) * n)
             losses.append(float(0.5 * error.mean()))
             weights.append(len(idx))
             pos_sq += float((((eps - eps_hat)[..., :3] ** 2) * mask).sum())
             n_pos += int(mask.sum()) * 3
-        return {"valid_loss": float(np.average(losses, weights=weights)), "valid_position_mse": pos_sq / n_pos}
+            for k in steps:
+                t = torch.full((len(idx), 1), k / diffusion.T, dtype=z.dtype)
+                z_t, _ = diffusion.noised(z, t, mask, noise)
+                gamma = diffusion.gamma(t)[:, :, None]
+                x0_hat = (z_t - diffusion.sigma(gamma) * diffusion.predict_noise(z_t, t, mask)) / diffusion.alpha(gamma)
+                x0_sq[k] += float((((x0_hat - z)[..., :3] * diffusion.norm_values[0]) ** 2 * mask).sum())
+        metrics.update(valid_loss=float(np.average(losses, weights=weights)), valid_position_mse=pos_sq / n_pos)
+        metrics.update({f"x0_rmse_n{k}": round(float(np.sqrt(v / n_pos)), 5) for k, v in x0_sq.items()})
+        return metrics
 
     def validation_loss(self, model: EDMDenoiser | None = None, seed: int = 12345) -> float:
         """The validation l2 loss (see :meth:`validation_losses`)."""
@@ -222,7 +279,10 @@ class Trainer:
         while self.epoch < self.settings.epochs:
             t0 = time.perf_counter()
             losses = []
-            bar = tqdm(batches(len(self.train_set), self.settings.batch_size, self.rng),
+            lr = self.settings.lr_at(self.epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            bar = tqdm(batches(self.sizes, self.settings.batch_size, self.rng, self.settings.bucket),
                        desc=f"epoch {self.epoch + 1}/{self.settings.epochs}", disable=not progress, leave=False)
             for idx in bar:
                 losses.append(self.train_step(idx))
@@ -231,7 +291,7 @@ class Trainer:
                     return self.history
             self.epoch += 1
             self.wall_s += time.perf_counter() - t0
-            record = {"epoch": self.epoch, "step": self.step, "train_loss": float(np.mean(losses)),
+            record = {"epoch": self.epoch, "step": self.step, "lr": lr, "train_loss": float(np.mean(losses)),
                       **self.validation_losses(), "wall_s": round(self.wall_s, 1)}
             self.history.append(record)
             if self.epoch % self.settings.checkpoint_every == 0 or self.epoch == self.settings.epochs:

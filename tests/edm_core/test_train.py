@@ -94,3 +94,46 @@ def test_gradient_clipper_follows_the_queue_rule():
     clipper(p)
     assert float(p.grad.norm()) == pytest.approx(limit, rel=1e-5)  # clipped
     assert clipper.queue[-1] == pytest.approx(limit)  # the clip value is what gets recorded
+
+
+def test_bucketed_batches_partition_the_set_with_little_padding(rng):
+    from edm_core.train import batches
+
+    sizes = rng.integers(3, 30, size=1000)
+    for bucket in (False, True):
+        cut = batches(sizes, 16, np.random.default_rng(0), bucket=bucket)
+        assert sorted(np.concatenate(cut).tolist()) == list(range(1000))
+    padded = lambda cut: sum(len(b) * sizes[b].max() for b in cut)  # noqa: E731
+    random_cut = batches(sizes, 16, np.random.default_rng(0))
+    bucketed = batches(sizes, 16, np.random.default_rng(0), bucket=True)
+    assert padded(bucketed) < 0.75 * padded(random_cut)
+    # the batches are not in size order (the training sees sizes mixed over an epoch)
+    maxima = [sizes[b].max() for b in bucketed]
+    assert maxima != sorted(maxima)
+
+
+def test_cosine_learning_rate_runs_from_lr_to_lr_final():
+    settings = TrainSettings(epochs=11, lr=1e-3, lr_final=1e-5)
+    assert settings.lr_at(0) == pytest.approx(1e-3)
+    assert settings.lr_at(10) == pytest.approx(1e-5)
+    assert settings.lr_at(5) == pytest.approx(0.5 * (1e-3 + 1e-5))
+    assert TrainSettings(lr=2e-4).lr_at(7) == 2e-4
+    with pytest.raises(ValueError, match="lr_final"):
+        TrainSettings(lr=1e-4, lr_final=1e-3)
+
+
+def test_x0_error_of_a_zero_noise_predictor_is_sigma_over_alpha(rng):
+    """Predicting zero noise leaves the whole noise in x0_hat: RMS = sigma_k / alpha_k
+    times the centring factor sqrt((n - 1) / n) of zero-mean position noise."""
+    data = toy_molecules(rng, 400)
+    trainer = Trainer(SMALL, TrainSettings(t_max=0.05, batch_size=100), data[:1], data, "unused")
+    diffusion = trainer.ema.model
+    diffusion.predict_noise = lambda z, t, mask: torch.zeros_like(z)
+    metrics = trainer.validation_losses()
+    sizes = np.array([len(n) for n, _ in data])
+    centring = np.sqrt(np.sum(sizes - 1) / np.sum(sizes))
+    for k in (10, 30, 50):
+        gamma = diffusion.gamma(torch.tensor([[k / 1000]]))
+        expected = float(torch.sqrt(torch.sigmoid(gamma) / torch.sigmoid(-gamma))) * centring
+        assert metrics[f"x0_rmse_n{k}"] == pytest.approx(expected, rel=0.05)
+    assert metrics["valid_position_mse"] == pytest.approx(centring**2, rel=0.05)
