@@ -92,6 +92,10 @@ def run_cmd(
     split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
     n_molecules: Annotated[int, typer.Option("--n-molecules", "-n", help="Seeded random subset size.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the molecule choice.")] = 0,
+    max_atoms: Annotated[Optional[int], typer.Option(help="Choose only among molecules with at most this many "
+                                                          "atoms (DFT runs).")] = None,
+    tasks: Annotated[str, typer.Option(help="Comma-separated: energy-ratio, relax-speedup, force-alignment.")
+                     ] = "energy-ratio,relax-speedup,force-alignment",
     oracle: Annotated[str, typer.Option(help="xtb, dft, mmff or uff.")] = "xtb",
     methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
@@ -108,6 +112,7 @@ def run_cmd(
     from bench.runner import RunSettings, print_summary, run
 
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
+                           max_atoms=max_atoms, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in denoiser or ()),
                            n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),

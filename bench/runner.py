@@ -38,6 +38,10 @@ from bench.tasks import (
 )
 
 
+#: The tasks of a run (PROTOCOLS.md); force-alignment needs a denoiser.
+TASKS = ("energy-ratio", "relax-speedup", "force-alignment")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What a run computes; recorded whole in its manifest."""
@@ -46,6 +50,9 @@ class RunSettings:
     split: str = "test"
     n_molecules: int = 100
     seed: int = 0
+    #: Only molecules with at most this many atoms (DFT cost grows as N^3 to N^4).
+    max_atoms: int | None = None
+    tasks: tuple[str, ...] = TASKS
     oracle: str = "xtb"
     oracle_settings: dict[str, Any] = field(default_factory=dict)
     methods: tuple[str, ...] = ("mmff", "uff", "etkdg")
@@ -68,6 +75,11 @@ class RunSettings:
             resolve_baseline(m)
         if any(n < 1 for n in self.n_steps):
             raise ValueError(f"n_steps must be >= 1, got {self.n_steps}")
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown or not self.tasks:
+            raise ValueError(f"unknown task(s) {unknown}; choose from {list(TASKS)}")
+        if self.max_atoms is not None and self.max_atoms < 1:
+            raise ValueError(f"max_atoms must be >= 1, got {self.max_atoms}")
 
 
 def select(n_total: int, n: int, seed: int) -> np.ndarray:
@@ -81,6 +93,10 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     molecules = load_dataset(settings.dataset, settings.split)
+    if settings.max_atoms is not None:
+        molecules = [r for r in molecules if r.n_atoms <= settings.max_atoms]
+        if not molecules:
+            raise ValueError(f"no molecule of {settings.dataset}/{settings.split} has <= {settings.max_atoms} atoms")
     records = [molecules[int(i)] for i in select(len(molecules), settings.n_molecules, settings.seed)]
     store = ResultStore(store_path or out_dir / "store.sqlite")
     with contextlib.ExitStack() as stack:
@@ -95,15 +111,21 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None, pr
 
 def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progress: bool, t0: float
          ) -> dict[str, Any]:
-
     denoisers = {path: load_denoiser(path) for path in settings.denoisers}
+    dataset_manifest = read_manifest(settings.dataset)
+    # The dataset's ground states are minima of its own oracle; under another
+    # level of theory the reference is that oracle's minimum, relaxed from them.
+    same_level = settings.oracle == dataset_manifest["oracle"]["name"] and not settings.oracle_settings
+    ground_fmax = None if same_level else settings.fmax_ev_ang
     manifest = make_manifest({
-        "run": {**settings.__dict__, "methods": list(settings.methods)},
+        "run": {**settings.__dict__, "methods": list(settings.methods), "tasks": list(settings.tasks)},
         "denoisers": {path: {"card": d.card, "backend": d.backend} for path, d in denoisers.items()},
         "dataset": {"name": settings.dataset, "split": settings.split,
-                    "content_sha256": read_manifest(settings.dataset)["splits"][settings.split]["content_sha256"],
+                    "content_sha256": dataset_manifest["splits"][settings.split]["content_sha256"],
                     "ids": [r.id for r in records]},
         "oracle": oracle.describe(),
+        "ground_state": ("the dataset's ground geometry, single point" if ground_fmax is None else
+                         f"the dataset's ground geometry relaxed with the oracle to fmax {ground_fmax} eV/A"),
         "units": {"energy": "kcal/mol (tables), eV (relaxed_energy_ev)", "fmax": "eV/A"},
         "step_counting": "ASE Optimizer.get_number_of_steps()",
     })
@@ -117,62 +139,75 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progr
             name = f"{denoiser.card['key']}/n={n}"
             denoiser_s[name] = 0.0
             for k, seed in enumerate(settings.denoiser_seeds):
-                keep = k == 0 and n == max(settings.n_steps)  # the path analysis: first seed, largest n
+                # the path analysis: first seed, largest n
+                keep = "force-alignment" in settings.tasks and k == 0 and n == max(settings.n_steps)
                 starts[f"{name}{SEED_TAG}{seed}"], wall_s, paths = denoiser_starts(records, denoiser, n, seed=seed,
                                                                                    keep_path=keep)
                 denoiser_s[name] += wall_s / len(settings.denoiser_seeds)
                 if keep:
-                    path_tables.append(along_path(records, paths, oracle, fmax=settings.fmax_ev_ang, method=name))
-    energy = split_seeds(energy_above_ground(records, starts, oracle, progress=progress))
-    relax = split_seeds(relax_from_starts(records, starts, oracle, fmax=settings.fmax_ev_ang,
-                                          optimizer=settings.optimizer, max_steps=settings.max_steps,
-                                          progress=progress))
-    tables = {"energy": energy, "relax": relax, "energy_summary": summarise_energy(energy),
-              "relax_summary": summarise_relax(relax)}
+                    path_tables.append(along_path(records, paths, oracle, fmax=settings.fmax_ev_ang, method=name,
+                                                  ground_fmax=ground_fmax))
+    tables: dict[str, pd.DataFrame] = {}
+    if "energy-ratio" in settings.tasks:
+        tables["energy"] = split_seeds(energy_above_ground(records, starts, oracle, progress=progress,
+                                                           ground_fmax=ground_fmax))
+        tables["energy_summary"] = summarise_energy(tables["energy"])
+    if "relax-speedup" in settings.tasks:
+        tables["relax"] = split_seeds(relax_from_starts(records, starts, oracle, fmax=settings.fmax_ev_ang,
+                                                        optimizer=settings.optimizer, max_steps=settings.max_steps,
+                                                        progress=progress))
+        tables["relax_summary"] = summarise_relax(tables["relax"])
     gaps: dict[str, float] = {}
     if path_tables:
         tables["path"] = pd.concat(path_tables, ignore_index=True)
         tables["path_summary"] = summarise_alignment(tables["path"])
         gaps = alignment_gap(tables["path"])
-    series = checkpoint_series(tables["relax_summary"], denoisers.values(), settings.n_steps, gaps)
-    if len(series) > len(settings.n_steps):  # more than one checkpoint: the series is a result
-        tables["checkpoints"] = series
+    if "relax_summary" in tables:
+        series = checkpoint_series(tables["relax_summary"], denoisers.values(), settings.n_steps, gaps)
+        if len(series) > len(settings.n_steps):  # more than one checkpoint: the series is a result
+            tables["checkpoints"] = series
     for name, df in tables.items():
         _write_table(df, out_dir / name)
 
-    label = f"{settings.dataset}/{settings.split}/{oracle.name}/fmax={settings.fmax_ev_ang}"
     summary = {
-        "label": label,
+        "label": f"{settings.dataset}/{settings.split}/{oracle.name}/fmax={settings.fmax_ev_ang}",
         "n_molecules": len(records),
         "wall_s": round(time.perf_counter() - t0, 1),
-        "methods": {},
+        "methods": {m.split(SEED_TAG)[0]: {} for m in starts},
     }
-    esum = tables["energy_summary"].set_index("method")
-    rsum = tables["relax_summary"].set_index("method")
-    ref_oracle_s = rsum.loc["mmff", "total_oracle_s"]
-    for m in relax["method"].unique():
-        denoiser_ms = 1000 * denoiser_s[m] / len(records) if m in denoiser_s else 0.0
-        n_runs = len(relax[relax["method"] == m]) / len(records)  # seeds
-        saved_s = (ref_oracle_s - rsum.loc[m, "total_oracle_s"] / n_runs) / len(records)
-        summary["methods"][m] = {
-            "energy_ratio": _num(esum.loc[m, "energy_ratio"]),
-            "median_energy_above_ground_kcal_mol": _num(esum.loc[m, "median_kcal_mol"]),
-            "mean_energy_above_ground_kcal_mol": _num(esum.loc[m, "mean_kcal_mol"]),
-            "median_speedup": _num(rsum.loc[m, "median_speedup"]),
-            "median_speedup_ci95": [_num(rsum.loc[m, "median_speedup_ci_low"]),
-                                    _num(rsum.loc[m, "median_speedup_ci_high"])],
-            "p25_speedup": _num(rsum.loc[m, "p25_speedup"]),
-            "p75_speedup": _num(rsum.loc[m, "p75_speedup"]),
-            "fraction_slower": _num(rsum.loc[m, "fraction_slower"]),
-            "median_steps": _num(rsum.loc[m, "median_steps"]),
-            "n_failed": int(esum.loc[m, "n_failed"] + rsum.loc[m, "n_failed"]),
-            "total_oracle_s": _num(rsum.loc[m, "total_oracle_s"]),
-            "alignment_gap": _num(gaps.get(m, float("nan"))),
-            "median_speedup_seed_std": _num(rsum.loc[m, "median_speedup_seed_std"]),
-            "denoiser_ms_per_molecule": _num(denoiser_ms) if m in denoiser_s else None,
-            # oracle time saved per molecule minus the denoiser's own time, on this hardware
-            "net_saving_s_per_molecule": _num(saved_s - denoiser_ms / 1000),
-        }
+    if "energy_summary" in tables:
+        esum = tables["energy_summary"].set_index("method")
+        for m, row in summary["methods"].items():
+            row.update({
+                "energy_ratio": _num(esum.loc[m, "energy_ratio"]),
+                "median_energy_above_ground_kcal_mol": _num(esum.loc[m, "median_kcal_mol"]),
+                "mean_energy_above_ground_kcal_mol": _num(esum.loc[m, "mean_kcal_mol"]),
+                "n_failed": int(esum.loc[m, "n_failed"]),
+            })
+    if "relax_summary" in tables:
+        rsum = tables["relax_summary"].set_index("method")
+        ref_oracle_s = rsum.loc["mmff", "total_oracle_s"]
+        for m, row in summary["methods"].items():
+            denoiser_ms = 1000 * denoiser_s.get(m, 0.0) / len(records)
+            n_runs = int((tables["relax"]["method"] == m).sum()) / len(records)  # seeds
+            saved_s = (ref_oracle_s - rsum.loc[m, "total_oracle_s"] / n_runs) / len(records)
+            row.update({
+                "median_speedup": _num(rsum.loc[m, "median_speedup"]),
+                "median_speedup_ci95": [_num(rsum.loc[m, "median_speedup_ci_low"]),
+                                        _num(rsum.loc[m, "median_speedup_ci_high"])],
+                "p25_speedup": _num(rsum.loc[m, "p25_speedup"]),
+                "p75_speedup": _num(rsum.loc[m, "p75_speedup"]),
+                "fraction_slower": _num(rsum.loc[m, "fraction_slower"]),
+                "median_steps": _num(rsum.loc[m, "median_steps"]),
+                "n_failed": row.get("n_failed", 0) + int(rsum.loc[m, "n_failed"]),
+                "total_oracle_s": _num(rsum.loc[m, "total_oracle_s"]),
+                "median_speedup_seed_std": _num(rsum.loc[m, "median_speedup_seed_std"]),
+                # oracle time saved per molecule minus the denoiser's own time, on this hardware
+                "net_saving_s_per_molecule": _num(saved_s - denoiser_ms / 1000),
+            })
+    for m, row in summary["methods"].items():
+        row["alignment_gap"] = _num(gaps.get(m, float("nan")))
+        row["denoiser_ms_per_molecule"] = _num(1000 * denoiser_s[m] / len(records)) if m in denoiser_s else None
     write_json_atomic(out_dir / "summary.json", summary)
     write_report(out_dir, tables, summary, manifest)
     return summary

@@ -16,6 +16,10 @@ _HEADLINE = ["median_energy_above_ground_kcal_mol", "energy_ratio", "median_step
              "net_saving_s_per_molecule", "n_failed"]
 
 
+_SECTIONS = [("energy_summary", "Energy above the oracle ground state"),
+             ("relax_summary", "Oracle relaxation from each start")]
+
+
 def summary_frame(summary: dict[str, Any]) -> pd.DataFrame:
     rows = [{"method": m, **{k: v.get(k) for k in _HEADLINE}} for m, v in summary["methods"].items()]
     return pd.DataFrame(rows)
@@ -30,12 +34,11 @@ def write_report(out_dir: Path, tables: dict[str, pd.DataFrame], summary: dict[s
     intro = (f"{summary['n_molecules']} molecules, {summary['wall_s']} s wall time, git {manifest['git_revision']}, "
              f"{hw['cpu']} ({hw['cores']} cores). Energies in kcal/mol; relaxations ASE BFGS; speedup = "
              "1 - steps/steps_MMFF; alignment gap = mean cos(Δ10, gs) - cos(Δ10, f).")
+    sections = [(title, tables[key]) for key, title in _SECTIONS if key in tables]
     md = [f"# edm-bench run: {summary['label']}", "", intro, "", "## Headline", "",
-          head.to_markdown(index=False, floatfmt=".3g"), "",
-          "## Energy above the oracle ground state", "",
-          tables["energy_summary"].to_markdown(index=False, floatfmt=".3g"), "",
-          "## Oracle relaxation from each start", "",
-          tables["relax_summary"].to_markdown(index=False, floatfmt=".3g"), ""]
+          head.to_markdown(index=False, floatfmt=".3g"), ""]
+    for title, df in sections:
+        md += [f"## {title}", "", df.to_markdown(index=False, floatfmt=".3g"), ""]
     for name in figures:
         md += [f"![{name}](figures/{name}.png)", ""]
     md += ["Per-molecule rows: `energy.csv`, `relax.csv`, `path.csv`; settings and versions: `manifest.json`.", ""]
@@ -56,7 +59,6 @@ table.t{{border-collapse:collapse;font-size:13px}}table.t td,table.t th{{padding
 text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}</style></head><body>
 <h1>edm-bench run: {html.escape(summary['label'])}</h1><p>{html.escape(intro)}</p>
 <h2>Headline</h2>{table(head)}
-<h2>Energy above the oracle ground state</h2>{table(tables['energy_summary'])}
-<h2>Oracle relaxation from each start</h2>{table(tables['relax_summary'])}
+{"".join(f"<h2>{html.escape(title)}</h2>{table(df)}" for title, df in sections)}
 <h2>Figures</h2>{imgs}</body></html>"""
     (out_dir / "report.html").write_text(page)

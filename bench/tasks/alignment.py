@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench.data.records import MoleculeRecord
 from bench.oracles.base import Oracle
+from bench.tasks.relaxation import ground_references
 from bench.units import EV_TO_KCAL_MOL
 
 #: Vectors shorter than this (Angstrom or eV/A) have no direction.
@@ -41,7 +42,8 @@ def mean_atom_cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def along_path(records: Sequence[MoleculeRecord], paths: Sequence[np.ndarray | None], oracle: Oracle,
-               ks: Sequence[int] = (1, 10, 30), fmax: float = 0.03, method: str = "") -> pd.DataFrame:
+               ks: Sequence[int] = (1, 10, 30), fmax: float = 0.03, method: str = "",
+               ground_fmax: float | None = None) -> pd.DataFrame:
     """One row per (molecule, frame): energy above ground (kcal/mol) and the cosines.
 
     Parameters
@@ -51,6 +53,8 @@ def along_path(records: Sequence[MoleculeRecord], paths: Sequence[np.ndarray | N
     oracle : energies, forces and the relaxation to the path's ground state
     ks : look-ahead lengths for Delta_k
     fmax : threshold of the relaxation to the ground state (eV/A)
+    ground_fmax : relax the dataset's ground state with the oracle first (another
+        level of theory than the dataset's), see :func:`ground_references`
     """
     todo = [(rec, path) for rec, path in zip(records, paths) if path is not None]
     ends = []
@@ -59,14 +63,14 @@ def along_path(records: Sequence[MoleculeRecord], paths: Sequence[np.ndarray | N
         end.positions = path[-1]
         ends.append((end, rec.id))
     ground_states = oracle.relax_many(ends, fmax=fmax)
-    items = [(rec.to_atoms("ground"), rec.id) for rec, _ in todo]
+    grounds = ground_references([rec for rec, _ in todo], oracle, ground_fmax)
+    items = []
     for rec, path in todo:
         for frame in path:
             atoms = rec.to_atoms("start")
             atoms.positions = frame
             items.append((atoms, rec.id))
-    results = oracle.single_point_many(items)
-    grounds, points = results[: len(todo)], iter(results[len(todo):])
+    points = iter(oracle.single_point_many(items))
     rows = []
     for (rec, path), gs, ground in zip(todo, ground_states, grounds):
         for s in range(len(path)):

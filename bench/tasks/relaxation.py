@@ -3,7 +3,9 @@
 Definitions (PROTOCOLS.md):
 
 * energy above ground state of a start ``x``: ``E(x) - E(ground)`` with the same
-  oracle, kcal/mol.
+  oracle, kcal/mol. The ground state is the dataset's (a GFN2-xTB minimum); under
+  another oracle (DFT) it is first relaxed with that oracle, so the reference is
+  the oracle's own minimum (see :func:`ground_references`).
 * speedup of a method over the reference (the MMFF start):
   ``1 - steps_method / steps_reference``, steps counted as ASE's
   ``get_number_of_steps()`` for BFGS with ``fmax`` (0.03 eV/A).
@@ -104,24 +106,49 @@ def _with_positions(record: MoleculeRecord, positions: np.ndarray):
     return atoms
 
 
+@dataclass(frozen=True)
+class GroundReference:
+    """The oracle energy of a molecule's ground state, or why there is none."""
+
+    energy_ev: float
+    ok: bool
+    message: str = ""
+
+
+def ground_references(records: Sequence[MoleculeRecord], oracle: Oracle, relax_fmax: float | None = None
+                      ) -> list[GroundReference]:
+    """The reference energy of every record's ground state under ``oracle`` (cached).
+
+    With ``relax_fmax`` None the dataset's ground geometry is taken as it is (right
+    when the oracle is the one that made it); otherwise it is relaxed with the
+    oracle to ``relax_fmax`` eV/A first, and a relaxation that does not converge
+    gives no reference.
+    """
+    items = [(rec.to_atoms("ground"), rec.id) for rec in records]
+    if relax_fmax is None:
+        return [GroundReference(r.energy_ev, r.ok, r.message) for r in oracle.single_point_many(items)]
+    return [GroundReference(r.energy_ev, r.converged, r.message or r.status)
+            for r in oracle.relax_many(items, fmax=relax_fmax)]
+
+
 def energy_above_ground(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle,
-                        progress: bool = True) -> pd.DataFrame:
+                        progress: bool = True, ground_fmax: float | None = None) -> pd.DataFrame:
     """Oracle energy of each start above the record's ground state (kcal/mol).
 
-    The ground-state energy is recomputed with ``oracle`` (cached), so the
+    The ground-state energy is recomputed with ``oracle`` (cached; relaxed first
+    when ``ground_fmax`` is given, see :func:`ground_references`), so the
     difference is always taken within one level of theory. All single points go
     to the oracle in one batch (parallel when it has an executor).
     """
     methods = list(starts)
-    items = [(rec.to_atoms("ground"), rec.id) for rec in records]
-    where: list[tuple[int, str]] = []
+    items, where = [], []
     for i, rec in enumerate(records):
         for method in methods:
             if starts[method][i].positions is not None:
                 items.append((_with_positions(rec, starts[method][i].positions), rec.id))
                 where.append((i, method))
-    results = oracle.single_point_many(items)
-    grounds, computed = results[: len(records)], dict(zip(where, results[len(records):]))
+    grounds = ground_references(records, oracle, ground_fmax)
+    computed = dict(zip(where, oracle.single_point_many(items)))
     rows = []
     for i, rec in enumerate(tqdm(records, desc="energy above ground", disable=not progress, leave=False)):
         for method in methods:

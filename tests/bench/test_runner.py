@@ -56,6 +56,58 @@ def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
     assert "Unknown baseline 'gaff'" in str(result.exception)
 
 
+def test_tasks_and_max_atoms_choose_what_a_run_computes(tiny_dataset, tmp_path):
+    from bench.data import load_dataset
+
+    args = ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2", "--methods", "mmff",
+            "--tasks", "energy-ratio", "--max-atoms", "9", "--out", str(tmp_path / "run"),
+            "--store", str(tmp_path / "store.sqlite")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    assert (run / "energy.csv").is_file() and not (run / "relax.csv").exists()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["methods"]["mmff"]["energy_ratio"] == 1.0 and "median_speedup" not in summary["methods"]["mmff"]
+    sizes = {r.id: r.n_atoms for r in load_dataset(tiny_dataset, "train")}
+    ids = json.loads((run / "manifest.json").read_text())["settings"]["dataset"]["ids"]
+    assert len(ids) == 2 and all(sizes[i] <= 9 for i in ids)
+
+    bad = CliRunner().invoke(app, args[:-4] + ["--tasks", "energy-ratio,speed", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code != 0 and "unknown task(s) ['speed']" in str(bad.exception)
+    none = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--max-atoms", "2",
+                                    "--out", str(tmp_path / "none")])
+    assert none.exit_code != 0 and "has <= 2 atoms" in str(none.exception)
+
+
+def test_under_another_oracle_the_ground_state_is_that_oracles_minimum(tiny_dataset, tmp_path):
+    """With MMFF as the oracle the MMFF start *is* an MMFF minimum: its energy above
+    the (MMFF-relaxed) ground state is ~0 when both are in one basin, never the
+    large negative number a single point at the xTB geometry would give."""
+    from bench.data import load_dataset
+    from bench.oracles import get_oracle
+    from bench.tasks.relaxation import ground_references
+
+    args = ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "4", "--methods", "mmff",
+            "--oracle", "mmff", "--tasks", "energy-ratio", "--out", str(tmp_path / "run"),
+            "--store", str(tmp_path / "store.sqlite")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    import pandas as pd
+
+    energy = pd.read_csv(tmp_path / "run" / "energy.csv")["energy_above_ground_kcal_mol"]
+    # same basin: ~0 (fmax 0.03 residue); another conformer's basin may lie above, never far below
+    assert energy.min() > -0.05 and (energy.abs() < 0.05).sum() >= 3
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert "relaxed with the oracle" in manifest["settings"]["ground_state"]
+
+    records = load_dataset(tiny_dataset, "train")[:4]
+    oracle = get_oracle("mmff")
+    relaxed = ground_references(records, oracle, relax_fmax=0.03)
+    single = ground_references(records, oracle)
+    assert all(r.ok for r in relaxed)
+    assert all(s.energy_ev - r.energy_ev > 1e-3 for s, r in zip(single, relaxed))
+
+
 def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_path):
     import torch
     import yaml
