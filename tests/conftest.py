@@ -56,3 +56,12 @@ def ethanol() -> Atoms:
 def water() -> Atoms:
     """Water at the geometry of PROTOCOLS.md's B3LYP/6-31G(2df,p) reference."""
     return Atoms("OH2", positions=[(0, 0, 0.117790), (0, 0.755453, -0.471161), (0, -0.755453, -0.471161)])
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook signature
+    """The reliability figures (malformed inputs, faults, kills, lost results) of this session."""
+    from tests.reliability import report
+
+    line = report()
+    if line:
+        terminalreporter.write_line(line)
