@@ -6,7 +6,10 @@ Only the driver writes results (to the store); workers compute and return.
 from __future__ import annotations
 
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+import threading
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, Callable
 
 #: One thread per worker process: the parallelism is across molecules, and a
 #: BLAS or OpenMP pool per process on a busy machine is 3x slower (measured).
@@ -38,12 +41,55 @@ def make_executor(workers: int, dask: str | None) -> Executor:
     os.environ.update(_SINGLE_THREAD_ENV)
     if dask:
         return DaskExecutor(workers, dask)
-    import multiprocessing as mp
-
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    return RespawningProcessPool(workers)
 
 
+class RespawningProcessPool(Executor):
+    """Local worker processes (spawned, dying with the driver) that survive the loss of one.
+
+    A ``ProcessPoolExecutor`` whose worker is killed (the OOM killer, a crash
+    inside the quantum-chemistry code) fails every unfinished future with
+    ``BrokenProcessPool`` and refuses all further work. This pool starts a
+    fresh one at the next :meth:`submit`, so that the caller can submit the
+    lost work again (:meth:`bench.oracles.base.Oracle.relax_many` does, a
+    bounded number of times).
+
+    Parameters
+    ----------
+    workers : int
+        Number of worker processes.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        #: How many times a broken pool was replaced (shown by tests and logs).
+        self.n_respawns = 0
+        self._lock = threading.Lock()
+        self._pool = self._start()
+
+    def _start(self) -> ProcessPoolExecutor:
+        import multiprocessing as mp
+
+        return ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                   initializer=_die_with_parent, initargs=(os.getpid(),))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        with self._lock:
+            try:
+                return self._pool.submit(fn, *args, **kwargs)
+            except BrokenProcessPool:
+                self._pool.shutdown(wait=False)
+                self._pool = self._start()
+                self.n_respawns += 1
+                return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def terminate_workers(self) -> None:
+        """Terminate the worker processes now, in the middle of their work (a stopped build)."""
+        for proc in list((self._pool._processes or {}).values()):
+            proc.terminate()
 
 
 class DaskExecutor(Executor):

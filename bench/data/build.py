@@ -393,8 +393,9 @@ def _sigterm_as_interrupt() -> Any:
 
 def _stop_workers(pool: Any) -> None:
     """Terminate a local process pool's workers (a Dask cluster's are its own business)."""
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
-        proc.terminate()
+    stop = getattr(pool, "terminate_workers", None)
+    if stop is not None:
+        stop()
 
 
 def _restore_sigterm(previous: Any) -> None:

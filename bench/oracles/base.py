@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, as_completed
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,6 +34,14 @@ from ase.calculators.calculator import Calculator
 from bench.data.validate import check_molecule, default_multiplicity
 from bench.errors import InputError, OracleFailure
 from bench.store import ResultStore, geometry_hash, settings_hash
+
+#: How many times a computation whose worker process died is submitted again
+#: before it is recorded as failed. A killed worker (the OOM killer, a preempted
+#: node) is usually transient; a molecule that kills every worker it meets must
+#: still end, as a failure, after a bounded number of tries. Dask reschedules
+#: the work of a lost worker itself (``distributed.scheduler.allowed-failures``)
+#: and then raises ``KilledWorker``, which is not retried again here.
+WORKER_RETRIES = 2
 
 OPTIMIZERS: dict[str, str] = {
     "BFGS": "ase.optimize:BFGS",
@@ -195,7 +203,7 @@ class Oracle:
             If the molecule cannot be treated at all (checked before computing).
         """
         self.check(atoms, name)
-        return self.single_point_many([(atoms, name)])[0]
+        return self._many("single_point", [(atoms, name)], {}, strict=True)[0]
 
     def relax(
         self,
@@ -237,7 +245,7 @@ class Oracle:
         if trajectory is not None:
             settings = _relax_settings(fmax, optimizer, max_steps)
             return self._run_relaxation(atoms, name, resolve_optimizer(optimizer), settings, trajectory)
-        return self.relax_many([(atoms, name)], fmax, optimizer, max_steps)[0]
+        return self._many("relax", [(atoms, name)], _relax_settings(fmax, optimizer, max_steps), strict=True)[0]
 
     def single_point_many(self, items: Sequence[tuple[Atoms, str]]) -> list[SinglePointResult]:
         """:meth:`single_point` of many ``(atoms, name)``: cached, in parallel on the
@@ -251,10 +259,16 @@ class Oracle:
         """:meth:`relax` of many ``(atoms, name)``, as :meth:`single_point_many`."""
         return self._many("relax", items, _relax_settings(fmax, optimizer, max_steps))
 
-    def _many(self, kind: str, items: Sequence[tuple[Atoms, str]], settings: dict) -> list:
+    def _many(self, kind: str, items: Sequence[tuple[Atoms, str]], settings: dict, strict: bool = False) -> list:
+        """Results of ``items`` in order: cached, computed here, or on the executor.
+
+        A molecule refused while its calculator is built (no force-field
+        parameters, say) comes back ``"invalid"``, or with ``strict`` raises its
+        :class:`InputError`, as the one-molecule calls document.
+        """
         decode = RelaxResult.from_dict if kind == "relax" else _single_point_from_dict
         results: list[Any] = [None] * len(items)
-        pending: dict[Future, tuple[int, str]] = {}
+        pending: dict[Future, tuple[int, str, int]] = {}
         for idx, (atoms, name) in enumerate(items):
             try:
                 self.check(atoms, name)
@@ -265,22 +279,50 @@ class Oracle:
             if self.store is not None and (hit := self.store.get(kind, key)) is not None:
                 results[idx] = decode(hit)
             elif self.executor is not None:
-                fut = self.executor.submit(_compute, self.name, dataclasses.asdict(self.settings), kind, atoms,
-                                           name, settings)
-                pending[fut] = (idx, key)
+                pending[self._submit(kind, atoms, name, settings)] = (idx, key, 1)
             else:
-                results[idx] = self._finish(kind, key, _compute_here(self, kind, atoms, name, settings))
-        for fut in as_completed(pending):
-            idx, key = pending[fut]
-            try:
-                doc = fut.result()
-            except Exception as exc:  # a worker that died or raised: a failure, not a dead batch
-                doc = _invalid(kind, items[idx][0], f"worker failed: {type(exc).__name__}: {exc}", "failed")
-                doc = doc.to_dict() if kind == "relax" else dataclasses.asdict(doc)
-                results[idx] = decode(doc)  # not cached: a retry may succeed
-                continue
-            results[idx] = self._finish(kind, key, doc)
+                try:
+                    results[idx] = self._finish(kind, key, _compute_here(self, kind, atoms, name, settings))
+                except InputError as exc:
+                    results[idx] = _refused(exc, strict, kind, atoms)
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                idx, key, attempt = pending.pop(fut)
+                atoms, name = items[idx]
+                try:
+                    results[idx] = self._finish(kind, key, fut.result())
+                except InputError as exc:
+                    results[idx] = _refused(exc, strict, kind, atoms)
+                except Exception as exc:  # a worker that died or raised: a failure, not a dead batch
+                    retry = self._retry(exc, attempt, kind, atoms, name, settings)
+                    if retry is not None:
+                        pending[retry] = (idx, key, attempt + 1)
+                        continue
+                    results[idx] = decode(_as_dict(_worker_failure(kind, atoms, exc, attempt)))  # not cached
         return results
+
+    def _submit(self, kind: str, atoms: Atoms, name: str, settings: dict) -> Future:
+        """Send one computation to the executor; the worker rebuilds this oracle (without store)."""
+        return self.executor.submit(_compute, type(self), dataclasses.asdict(self.settings), kind, atoms, name,
+                                    settings)
+
+    def _retry(self, exc: Exception, attempt: int, kind: str, atoms: Atoms, name: str, settings: dict
+               ) -> Future | None:
+        """A new submission of work whose worker process died, or None when it is not retried.
+
+        Only a lost worker (:class:`concurrent.futures.BrokenExecutor`) is retried, at
+        most :data:`WORKER_RETRIES` times: an exception raised by the computation
+        itself would only be raised again. The executor must accept work after
+        losing a worker (:class:`bench.parallel.RespawningProcessPool` does; a
+        plain ``ProcessPoolExecutor`` does not, and then nothing is retried).
+        """
+        if not isinstance(exc, BrokenExecutor) or attempt > WORKER_RETRIES:
+            return None
+        try:
+            return self._submit(kind, atoms, name, settings)
+        except BrokenExecutor:
+            return None
 
     def _finish(self, kind: str, key: str, doc: dict) -> Any:
         if self.store is not None:
@@ -373,18 +415,46 @@ def _invalid(kind: str, atoms: Atoms, message: str, status: str = "invalid") -> 
     return SinglePointResult(status, message=message)
 
 
+def _as_dict(result: RelaxResult | SinglePointResult) -> dict:
+    return result.to_dict() if isinstance(result, RelaxResult) else dataclasses.asdict(result)
+
+
+def _refused(exc: InputError, strict: bool, kind: str, atoms: Atoms) -> Any:
+    """The ``"invalid"`` result of a molecule refused by its calculator (not cached:
+    a refusal costs nothing to repeat), or with ``strict`` the error itself."""
+    if strict:
+        raise exc
+    return _invalid(kind, atoms, str(exc))
+
+
+def _worker_failure(kind: str, atoms: Atoms, exc: Exception, attempts: int) -> Any:
+    """The ``"failed"`` result of work whose worker died or raised, ``attempts`` times."""
+    message = f"worker failed: {type(exc).__name__}: {exc}"
+    return _invalid(kind, atoms, message + (f" ({attempts} attempts)" if attempts > 1 else ""), "failed")
+
+
 def _compute_here(oracle: Oracle, kind: str, atoms: Atoms, name: str, settings: dict) -> dict:
-    if kind == "relax":
-        return oracle._run_relaxation(atoms, name, resolve_optimizer(settings["optimizer"]), settings,
-                                      None).to_dict()
-    return oracle._single_point_doc(atoms, name)
+    """One result as a document; a calculator that cannot be built is a ``"failed"``
+    result like any other oracle failure (cached by geometry, so its message,
+    like theirs, does not name the molecule). A molecule the calculator refuses
+    raises :class:`InputError` naming it, for the caller to record."""
+    try:
+        if kind == "relax":
+            return oracle._run_relaxation(atoms, name, resolve_optimizer(settings["optimizer"]), settings,
+                                          None).to_dict()
+        return oracle._single_point_doc(atoms, name)
+    except OracleFailure as exc:
+        return _as_dict(_invalid(kind, atoms, str(exc), "failed"))
 
 
-def _compute(oracle_name: str, oracle_settings: dict, kind: str, atoms: Atoms, name: str, settings: dict) -> dict:
-    """Worker side of the ``*_many`` calls: a fresh store-less oracle computes one result."""
-    from bench.oracles import get_oracle
+def _compute(oracle_class: type[Oracle], oracle_settings: dict, kind: str, atoms: Atoms, name: str,
+             settings: dict) -> dict:
+    """Worker side of the ``*_many`` calls: a fresh store-less oracle computes one result.
 
-    return _compute_here(get_oracle(oracle_name, **oracle_settings), kind, atoms, name, settings)
+    The class travels by reference (module and name), so any importable oracle,
+    test doubles included, runs on local processes and Dask workers alike.
+    """
+    return _compute_here(oracle_class(**oracle_settings), kind, atoms, name, settings)
 
 
 __all__ = ["Oracle", "RelaxResult", "SinglePointResult", "InputError", "OracleFailure",
