@@ -81,7 +81,8 @@ class TrainSettings:
         if self.lr_final is None or self.epochs == 1:
             return self.lr
         frac = epoch / (self.epochs - 1)
-        return self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + np.cos(np.pi * frac))
+        # a Python float: the optimizer state must stay loadable with weights_only=True
+        return float(self.lr_final + 0.5 * (self.lr - self.lr_final) * (1 + np.cos(np.pi * frac)))
 
 
 class GradientClipper:

@@ -38,7 +38,7 @@ def test_training_lowers_the_validation_loss(tmp_path, rng):
 
 def test_a_killed_run_resumes_to_the_same_state(tmp_path, rng):
     data = toy_molecules(rng, 24)
-    settings = TrainSettings(epochs=3, batch_size=8, lr=1e-3, ema_decay=0.9, seed=2)
+    settings = TrainSettings(epochs=3, batch_size=8, lr=1e-3, lr_final=1e-4, ema_decay=0.9, seed=2)
     straight = Trainer(SMALL, settings, data, data[:8], tmp_path / "a")
     straight.fit(progress=False)
 
