@@ -12,8 +12,9 @@ There are two kinds of error:
 
 * file errors (cannot be opened, not text / npz / npy / tar, no molecules at
   all, npz keys missing, npy of the wrong shape) are raised by the reader and
-  name the file; they are raised whatever ``on_error`` says, since nothing in
-  such a file can be located;
+  name the file; reading that one file raises them whatever ``on_error`` says,
+  since nothing in it can be located, while a folder or archive read with
+  ``on_error="skip"`` leaves such a file out with a warning and reads the others;
 * record errors (a bad line, an unknown element, non-finite or coincident
   atoms, a record RDKit cannot parse, an id already read) are raised by
   building or checking one record; the messages of the parsing helpers carry
@@ -68,6 +69,13 @@ _DAMAGED_NUMPY_FILE = (
     OSError, EOFError, ValueError, SyntaxError, TokenError, NotImplementedError, BadZipFile, zlib.error
 )
 
+#: A number as the text formats write it: ASCII decimal, exponent ``e`` or QM9's ``*^``.
+_DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:(?:[eE]|\*\^)[+-]?[0-9]+)?|nan|inf|infinity)",
+                      re.IGNORECASE | re.ASCII)
+#: An integer as the text formats write it (``int`` would also take ``1_0``, non-ASCII digits, and
+#: fail on 4300 digits).
+_INTEGER = re.compile(r"[+-]?[0-9]{1,12}", re.ASCII)
+
 #: RDKit's log-line prefix (``[12:00:00] ERROR: ``), removed from the reasons it gives.
 _RDKIT_LOG_PREFIX = re.compile(r"^\[[\d:.]+\]\s*(?:ERROR:\s*)?")
 
@@ -119,7 +127,8 @@ def read_molecules(path: str | os.PathLike[str], on_error: str = "raise") -> lis
     on_error : {"raise", "skip"}
         What to do with a bad record: raise :class:`InputError`, or leave it out
         with a warning naming file, record and reason. A file that cannot be
-        read at all raises either way.
+        read at all raises either way when it is ``path`` itself; inside a
+        folder or archive, ``"skip"`` leaves it out like a bad record.
 
     Returns
     -------
@@ -147,7 +156,8 @@ def read_molecules(path: str | os.PathLike[str], on_error: str = "raise") -> lis
         raise InputError(f"{path}: unsupported file type (supported: {', '.join(_SUPPORTED)})")
     else:
         sources = [_disk_source(path)]
-    molecules = (molecule for source in sources for molecule in _read_source(source, on_error))
+    read = _read_member if path.is_dir() else _read_source
+    molecules = (molecule for source in sources for molecule in read(source, on_error))
     return list(_unique_ids(molecules, on_error))
 
 
@@ -215,6 +225,16 @@ def _read_source(source: _Source, on_error: str) -> Iterator[Molecule]:
         yield from _collect(source, _READERS[_suffix(source.name)](source), on_error)
 
 
+def _read_member(source: _Source, on_error: str) -> Iterator[Molecule]:
+    """Molecules of one file of a folder or archive; with ``"skip"``, a file that
+    cannot be read (empty, damaged) is left out with a warning like a bad record,
+    so that one bad file does not stop the read of a thousand good ones."""
+    try:
+        yield from _read_source(source, on_error)
+    except InputError as exc:
+        _fail(exc, on_error)
+
+
 def _read_archive(archive: _Source, on_error: str) -> Iterator[Molecule]:
     """Molecules of every supported member, read in place in archive order.
 
@@ -226,7 +246,7 @@ def _read_archive(archive: _Source, on_error: str) -> Iterator[Molecule]:
         with archive.open() as stream, tarfile.open(fileobj=stream, mode="r:*") as tar:
             for source in _member_sources(archive, tar):
                 n_files += 1
-                yield from _read_source(source, on_error)
+                yield from _read_member(source, on_error)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise InputError(f"{archive.name}: cannot read the tar archive ({exc})") from exc
     if not n_files:
@@ -358,10 +378,9 @@ def _xyz_frames(lines: list[str]) -> tuple[list[tuple[int, int]], InputError | N
 
 
 def _atom_count(lines: list[str], index: int) -> int:
-    try:
-        n_atoms = int(lines[index])
-    except ValueError:
-        raise InputError(f"line {index + 1}: atom-count line {lines[index]!r} is not an integer") from None
+    if not _INTEGER.fullmatch(lines[index].strip()):
+        raise InputError(f"line {index + 1}: atom-count line {lines[index]!r} is not an integer")
+    n_atoms = int(lines[index])
     if n_atoms < 1:
         raise InputError(f"line {index + 1}: atom count must be positive, got {n_atoms}")
     return n_atoms
@@ -395,21 +414,22 @@ def _atom_block(
 
 def _element(token: str, line_number: int) -> int:
     """Atomic number of an element symbol (any case, ``CL`` = ``Cl``) or of an atomic number."""
-    try:
-        number = int(token)
-    except ValueError:
-        number = atomic_numbers.get(token.capitalize(), 0)
+    number = int(token) if _INTEGER.fullmatch(token) else atomic_numbers.get(token.capitalize(), 0)
     if not 1 <= number < len(chemical_symbols):
         raise InputError(f"line {line_number}: unknown element {token!r}")
     return number
 
 
 def _number(token: str, line_number: int) -> float:
-    """A float, also in the Mathematica notation ``7.9254*^-6`` that QM9 uses."""
-    try:
-        return float(token.replace("*^", "e"))
-    except ValueError:
-        raise InputError(f"line {line_number}: cannot parse {token!r} as a number") from None
+    """A float in decimal notation, also in the Mathematica notation ``7.9254*^-6``
+    that QM9 uses; ``nan`` and ``inf`` pass, for :func:`check_molecule` to name the atoms.
+
+    Stricter than ``float``, which also reads ``1_0`` as 10 and non-ASCII
+    digits: in a damaged file those are damage, not numbers.
+    """
+    if not _DECIMAL.fullmatch(token):
+        raise InputError(f"line {line_number}: cannot parse {token!r} as a number")
+    return float(token.replace("*^", "e"))
 
 
 def _comment_keys(comment: str, line_number: int) -> dict[str, int]:
@@ -518,14 +538,57 @@ def _rdkit_records(source: _Source) -> list[tuple[Chem.Mol, str] | InputError]:
     Unsanitised and with hydrogens kept: the geometry and formal charges as
     written are wanted, not RDKit's opinion of the valences.
     """
+    with source.open() as stream:
+        data = stream.read()
     records: list[tuple[Chem.Mol, str] | InputError] = []
-    with source.open() as stream, rdBase.BlockLogs(), rdBase.CaptureErrorLog() as log:
+    with rdBase.BlockLogs(), rdBase.CaptureErrorLog() as log:
         n_seen = 0
-        for molecule in Chem.ForwardSDMolSupplier(stream, removeHs=False, sanitize=False):
+        for molecule in Chem.ForwardSDMolSupplier(io.BytesIO(data), removeHs=False, sanitize=False):
             text = _log_text(log)
             records.append(_titled(molecule) if molecule is not None else InputError(_rdkit_reason(text[n_seen:])))
             n_seen = len(text)
+    blocks = _sdf_blocks(data)
+    if len(blocks) == len(records):  # else the split is not RDKit's: leave RDKit's reading alone
+        records = [_coordinates_checked(item, *block) for item, block in zip(records, blocks)]
     return records
+
+
+def _sdf_blocks(data: bytes) -> list[tuple[int, list[str]]]:
+    """The (first line index, lines) of each record, split at ``$$$$`` as RDKit does.
+
+    Latin-1 keeps one character per byte, so fixed columns stay where they are
+    whatever the encoding of titles and data fields.
+    """
+    lines = data.decode("latin-1").splitlines()
+    blocks: list[tuple[int, list[str]]] = []
+    start = 0
+    for index, line in enumerate(lines):
+        if line.strip() == "$$$$":
+            blocks.append((start, lines[start:index]))
+            start = index + 1
+    if any(line.strip() for line in lines[start:]):
+        blocks.append((start, lines[start:]))
+    return blocks
+
+
+def _coordinates_checked(
+    item: tuple[Chem.Mol, str] | InputError, first: int, block: list[str]
+) -> tuple[Chem.Mol, str] | InputError:
+    """``item``, or the error of a V2000 coordinate field that is not a number.
+
+    RDKit reads each fixed 10-character field by its longest numeric prefix
+    (``1.2.3.4`` is 1.2): a damaged field must be an error, not another number.
+    """
+    if isinstance(item, InputError) or len(block) < 4 or "V2000" not in block[3]:
+        return item
+    count = block[3][:3].strip()
+    n_atoms = int(count) if _INTEGER.fullmatch(count) else 0
+    for index in range(4, min(4 + n_atoms, len(block))):
+        for column in (0, 10, 20):
+            field = block[index][column : column + 10].strip()
+            if not _DECIMAL.fullmatch(field):
+                return InputError(f"line {first + index + 1}: cannot parse coordinate field {field!r} as a number")
+    return item
 
 
 def _log_text(log: rdBase.CaptureErrorLog) -> str:

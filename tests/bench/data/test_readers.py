@@ -26,6 +26,7 @@ from rdkit import Chem
 import bench.data
 from bench.data import Molecule, read_molecules
 from bench.errors import InputError
+from tests.reliability import MALFORMED, tally
 
 REAL = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "real_formats").resolve()
 QM9_DIR = REAL / "qm9_xyz"
@@ -645,6 +646,7 @@ def corruptions(draw):
 def test_corrupted_xyz_reads_or_raises_input_error(tmp_path, data):
     path = tmp_path / "c.xyz"
     path.write_bytes(data)
+    tally(MALFORMED)
     try:
         molecules = read_molecules(path)
     except InputError as exc:
