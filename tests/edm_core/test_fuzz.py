@@ -4,11 +4,13 @@ finite positions of the right shape or is refused with ModelInputError."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from edm_core import EDMConfig, EDMDenoiser, ModelInputError
+from tests.reliability import MALFORMED, tally
 
 torch.manual_seed(0)
 MODEL = EDMDenoiser(EDMConfig(nf=8, n_layers=1)).eval()
@@ -27,6 +29,7 @@ def molecules(draw):
 @settings(max_examples=80, deadline=None)
 @given(mols=st.lists(molecules(), min_size=1, max_size=3), n_steps=st.integers(1, 4))
 def test_relax_either_runs_or_refuses_clearly(mols, n_steps):
+    tally(MALFORMED)
     try:
         out = MODEL.relax(mols, n_steps, seed=0, names=[f"m{i}" for i in range(len(mols))])
     except ModelInputError as exc:
@@ -39,8 +42,36 @@ def test_relax_either_runs_or_refuses_clearly(mols, n_steps):
 @settings(max_examples=30, deadline=None)
 @given(mol=molecules(), n=st.integers(1, 5))
 def test_repeat_step_either_runs_or_refuses_clearly(mol, n):
+    tally(MALFORMED)
     try:
         frames = MODEL.repeat_step(mol, n, n_repeats=3, burn_in=1, seed=0)
     except ModelInputError:
         return
     assert frames.shape == (2, len(mol[0]), 3) and np.all(np.isfinite(frames))
+
+
+def test_edge_molecules_are_refused_by_name_or_relaxed_to_finite_positions():
+    """The named cases of issue 8: a refusal names the molecule and says why; one
+    refused molecule refuses the batch call (callers check molecules first, as the runner does)."""
+    methane = np.array([[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63],
+                        [0.63, -0.63, -0.63]])
+    refused = {
+        "no atoms": ((np.array([], dtype=int), np.zeros((0, 3))), "no atoms"),
+        "too many": ((np.full(MODEL.config.max_n_nodes + 1, 6), np.arange(90.0).reshape(30, 3)), "at most 29"),
+        "silicon": ((np.array([14, 1]), np.array([[0, 0, 0], [1.5, 0, 0]])), r"atomic number \[14\]"),
+        "nan": ((np.array([6, 1]), np.array([[0, 0, 0], [np.nan, 0, 0]])), "positions must be finite"),
+        "inf": ((np.array([6, 1]), np.array([[0, 0, 0], [0, np.inf, 0]])), "positions must be finite"),
+    }
+    for name, (mol, reason) in refused.items():
+        tally(MALFORMED)
+        with pytest.raises(ModelInputError, match=rf"^{name}: .*{reason}"):
+            MODEL.relax([(np.array([6, 1, 1, 1, 1]), methane), mol], 3, seed=0, names=["methane", name])
+    accepted = {
+        "single atom": (np.array([6]), np.zeros((1, 3))),
+        "coincident atoms": (np.array([6, 1, 1]), np.array([[0, 0, 0], [0, 0, 0], [1.1, 0, 0]])),
+        "two fragments": (np.array([6, 1, 8, 1]), np.array([[0, 0, 0], [1.1, 0, 0], [9, 0, 0], [9.97, 0, 0]])),
+    }
+    for name, (numbers, positions) in accepted.items():
+        tally(MALFORMED)
+        (out,) = MODEL.relax([(numbers, positions)], 3, seed=0, names=[name]).positions
+        assert out.shape == positions.shape and np.all(np.isfinite(out)), name
