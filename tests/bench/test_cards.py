@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +141,17 @@ def test_training_writes_a_valid_card_beside_each_checkpoint(tmp_path):
     assert card["training"]["datasets"][0]["name"] == str(tmp_path / "set")
     model = load_denoiser(tmp_path / "t" / "epoch_0002" / "card.yml", backend="torch")
     assert model.n_parameters == card["training"]["n_parameters"]
+
+
+def test_no_path_form_leaves_the_cards_folder_unless_allowed(tmp_path, tiny):
+    """Parent steps, absolute paths and symbolic links out of the folder are refused alike."""
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    (cards / "inside").symlink_to(tmp_path / "ckpt")  # a link to a folder outside
+    (cards / "own").mkdir()
+    escapes = ["../ckpt", str(tmp_path / "ckpt"), "inside", "own/../../ckpt", "./../ckpt", "//etc/passwd"]
+    for path in escapes:
+        with pytest.raises(InputError, match=rf"model\.path '{re.escape(path)}' leaves the card's folder"):
+            load_denoiser(write(cards / "x.yml", card("edm-checkpoint", path=path)))
+    absolute = write(cards / "abs.yml", card("edm-checkpoint", path=str(tmp_path / "ckpt")))
+    assert load_denoiser(absolute, allow_outside=True, backend="torch") is not None
