@@ -11,14 +11,66 @@ step, the final frame last), per frame s:
 * ``frac_atoms_valid_valence`` (EDM's stability rule).
 
 Bonds are perceived with EDM's distance tables (:mod:`bench.tasks.stability`).
+:func:`chain_frames` turns a generation's latent chain into such frames and
+:func:`aggregate_phases` averages the per-frame metrics over molecules (the
+curves of figure 2, mean and standard deviation).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 from bench.tasks.stability import atom_stable, bond_orders
+
+#: The per-frame metrics that :func:`aggregate_phases` averages over molecules.
+PHASE_METRICS = ("step_size_ang", "bond_length_error_ang", "frac_atoms_element_final", "molecule_elements_final",
+                 "frac_atoms_bonds_final", "molecule_bonds_final", "frac_atoms_valid_valence")
+
+
+def chain_frames(chain: np.ndarray, node_mask: np.ndarray, atomic_numbers: Sequence[int],
+                 position_scale: float = 1.0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per molecule, the (numbers, positions) frames of a latent generation chain.
+
+    Elements are decoded at every frame as EDM decodes z_0 (argmax of the one-hot
+    block), so "element final" compares each frame's decoding with the last one.
+
+    Parameters
+    ----------
+    chain : (n_frames, B, N, 3 + K + c) array
+        Latents z_T .. z_0 (:meth:`edm_core.EDMDenoiser.generate` with ``keep_chain``).
+    node_mask : (B, N, 1) array
+    atomic_numbers : sequence of int
+        The model's atom decoder (K elements), in one-hot order.
+    position_scale : float
+        Angstrom per unit of the position block (EDM: 1).
+
+    Returns
+    -------
+    list of ((n_frames, n_atoms) int array, (n_frames, n_atoms, 3) array in Angstrom)
+    """
+    decoder = np.asarray(atomic_numbers)
+    types = np.argmax(chain[..., 3:3 + len(decoder)], axis=-1)
+    sizes = np.asarray(node_mask)[..., 0].sum(axis=1).astype(int)
+    return [(decoder[types[:, b, :n]], chain[:, b, :n, :3].astype(float) * position_scale)
+            for b, n in enumerate(sizes)]
+
+
+def aggregate_phases(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over molecules of every phase metric per step.
+
+    Molecule-level flags (``molecule_*``) average to the fraction of molecules.
+    Returns one row per ``steps_left`` (descending, as the chain runs) with
+    ``<metric>_mean``, ``<metric>_std`` and ``n_molecules``.
+    """
+    values = df[["steps_left", *PHASE_METRICS]].astype({m: float for m in PHASE_METRICS})
+    grouped = values.groupby("steps_left")
+    out = grouped.agg(["mean", "std"])
+    out.columns = [f"{metric}_{stat}" for metric, stat in out.columns]
+    out["n_molecules"] = grouped.size()
+    return out.sort_index(ascending=False).reset_index()
 
 
 def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = "") -> pd.DataFrame:
