@@ -130,11 +130,14 @@ FIGURES: dict[str, Callable[[dict[str, pd.DataFrame]], plt.Figure | None]] = {
 }
 
 
-def save_figures(tables: dict[str, pd.DataFrame], out_dir: Path) -> list[str]:
-    """Draw every figure the tables allow; write PNG and SVG; return their names."""
+def save_figures(tables: dict[str, pd.DataFrame], out_dir: Path,
+                 figures: dict[str, Callable[[dict[str, pd.DataFrame]], plt.Figure | None]] | None = None
+                 ) -> list[str]:
+    """Draw every figure (of ``figures``, default :data:`FIGURES`) the tables
+    allow; write PNG and SVG; return their names."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, draw in FIGURES.items():
+    for name, draw in (FIGURES if figures is None else figures).items():
         fig = draw(tables)
         if fig is None:
             continue
