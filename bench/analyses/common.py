@@ -1,0 +1,125 @@
+"""What the analysis tasks share: denoiser cards, cached oracle work on an
+executor, and the run folder (tables, ``summary.json``, report, manifest).
+
+A run folder of an analysis looks like one of ``edm-bench run``: ``manifest.json``
+(settings, seeds, units, versions, hardware), tidy tables as CSV and Parquet,
+``summary.json`` (``task``, ``label``, ``n_molecules``, ``wall_s`` and one entry
+per denoiser under ``methods``, so the leaderboard reads it), ``figures/`` (PNG
+and SVG) and ``report.md`` / ``report.html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.data.dataset import write_json_atomic
+from bench.manifest import make_manifest
+from bench.reports.analysis import write_analysis_report
+from bench.store import ResultStore, settings_hash
+
+#: What an analysis run promises about units (written into every manifest).
+UNITS = {"energy": "kcal/mol above the oracle ground state (1 eV = 23.0605 kcal/mol)", "temperature": "K",
+         "length": "Angstrom", "step size": "Angstrom (L2 norm over all coordinates)"}
+
+
+def load_denoisers(paths: Sequence[str]) -> dict[str, Any]:
+    """The denoisers of the cards, keyed by card key (a checkpoint series keeps its
+    order); two cards with one key are refused, as their rows would merge."""
+    from bench.cards import load_denoiser
+    from bench.errors import InputError
+
+    denoisers: dict[str, Any] = {}
+    for path in paths:
+        denoiser = load_denoiser(path)
+        key = denoiser.card["key"]
+        if key in denoisers:
+            raise InputError(f"{path}: card key {key!r} is used by another card of this run")
+        denoisers[key] = denoiser
+    return denoisers
+
+
+def card_t_max(card: dict[str, Any]) -> float:
+    """The largest training time t of a card's model (1 = the whole schedule).
+
+    Read from ``training.t_max`` when the card has it, else from the note that
+    ``edm-bench train`` writes (``trained on t <= 0.05 only``).
+    """
+    if "t_max" in card.get("training", {}):
+        return float(card["training"]["t_max"])
+    found = re.search(r"trained on t <= ([0-9.eE+-]+)", card.get("notes", ""))
+    return float(found.group(1)) if found else 1.0
+
+
+def low_noise_warnings(denoisers: dict[str, Any], task: str) -> list[str]:
+    """Warn (and return the messages) for each denoiser trained only on low noise:
+    it can relax and repeat steps but has never seen the noise it generates from."""
+    messages = []
+    for key, d in denoisers.items():
+        t_max = card_t_max(d.card)
+        if t_max < 1:
+            messages.append(f"{key}: trained on t <= {t_max} only; '{task}' generates from pure noise (t = 1), "
+                            "which this model never saw, so its samples say little about it")
+            warnings.warn(messages[-1], UserWarning, stacklevel=2)
+    return messages
+
+
+def array_hash(*arrays: np.ndarray) -> str:
+    """Content hash of arrays (shape and bytes): the store key of work on them."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str(a.shape).encode() + a.tobytes())
+    return h.hexdigest()[:32]
+
+
+def cached_jobs(store: ResultStore | None, kind: str, jobs: Sequence[tuple[str, Callable[..., dict], tuple]],
+                executor: Executor | None) -> list[dict]:
+    """Run ``fn(*args)`` of each ``(key, fn, args)`` not yet in the store, on the
+    executor when there is one (each job is a whole chain: one calculator, one
+    store entry), store the documents, and return them in order."""
+    docs: list[dict | None] = [store.get(kind, key) if store is not None else None for key, _, _ in jobs]
+    missing = [i for i, doc in enumerate(docs) if doc is None]
+    if executor is None:
+        computed = {i: jobs[i][1](*jobs[i][2]) for i in missing}
+    else:
+        futures = {i: executor.submit(jobs[i][1], *jobs[i][2]) for i in missing}
+        computed = {i: f.result() for i, f in futures.items()}
+    for i, doc in computed.items():
+        if store is not None:
+            store.put(kind, jobs[i][0], doc)
+        docs[i] = doc
+    return docs  # type: ignore[return-value]
+
+
+def job_key(oracle_key: str, settings: dict[str, Any], content: str) -> str:
+    """Store key of one job: oracle identity, job settings, content hash."""
+    return f"{oracle_key}/{settings_hash(settings)}/{content}"
+
+
+def write_table(df: pd.DataFrame, stem: Path) -> None:
+    """A tidy table as ``stem.csv`` and ``stem.parquet``."""
+    df.to_csv(stem.with_suffix(".csv"), index=False)
+    df.to_parquet(stem.with_suffix(".parquet"), index=False)
+
+
+def write_run(out_dir: Path, settings: dict[str, Any], tables: dict[str, pd.DataFrame], summary: dict[str, Any],
+              figures: dict[str, Callable], sections: Sequence[tuple[str, str]], intro: str) -> dict[str, Any]:
+    """Write manifest, tables, ``summary.json``, figures and the report; return the
+    manifest. ``sections`` are (table name, title) pairs shown in the report."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = make_manifest({**settings, "units": UNITS})
+    write_json_atomic(out_dir / "manifest.json", manifest)
+    for name, df in tables.items():
+        write_table(df, out_dir / name)
+    write_json_atomic(out_dir / "summary.json", summary)
+    write_analysis_report(out_dir, tables, summary, manifest, figures, sections, intro)
+    return manifest
