@@ -4,6 +4,8 @@ runs' stored artifacts (``summary.json`` + ``manifest.json`` of each run folder)
 One row per (run, method): baselines are ordinary rows. Rows are ranked by
 median speedup (higher is better), ties broken by the energy ratio. Written as
 Markdown, CSV and a sortable HTML page; every row links to its run's report.
+Analysis runs (``edm-bench boltzmann``, ``phases``, ``generation``) add their
+headline columns; each run fills only its own and ranks after the relaxation runs.
 """
 
 from __future__ import annotations
@@ -19,12 +21,20 @@ from bench.errors import InputError
 
 COLUMNS = ["rank", "method", "label", "energy_ratio", "median_energy_above_ground_kcal_mol", "median_speedup",
            "median_speedup_ci95", "tied_with_next", "p25_speedup", "p75_speedup", "fraction_slower", "alignment_gap", "denoiser_ms_per_molecule",
-           "net_saving_s_per_molecule", "total_oracle_s", "n_failed", "n_molecules", "hardware", "git_revision", "report"]
+           "net_saving_s_per_molecule", "total_oracle_s", "n_failed", "boltzmann_u_k", "boltzmann_fit_r2",
+           "boltzmann_median_w1_kcal_mol", "exploration_end_step", "atom_stability", "molecule_stability", "validity",
+           "uniqueness", "novelty", "n_molecules", "hardware", "git_revision", "report"]
 #: Each metric's direction, for readers and for sorting.
 HIGHER_IS_BETTER = {"energy_ratio": True, "median_energy_above_ground_kcal_mol": False, "median_speedup": True,
                     "p25_speedup": True, "p75_speedup": True, "fraction_slower": False, "alignment_gap": True,
                     "denoiser_ms_per_molecule": False, "net_saving_s_per_molecule": True, "total_oracle_s": False,
-                    "n_failed": False}
+                    "n_failed": False,
+                    # the analysis runs (`edm-bench boltzmann`, `phases`, `generation`); a run lacks the others' keys
+                    "boltzmann_fit_r2": True, "boltzmann_median_w1_kcal_mol": False, "atom_stability": True,
+                    "molecule_stability": True, "validity": True, "uniqueness": True, "novelty": True}
+#: Reported as they are, with no better direction: u is a scale (K), the end of
+#: exploration a step count to compare with the study's ~50.
+DESCRIPTIVE = ("boltzmann_u_k", "exploration_end_step")
 
 
 def collect(run_dirs: Sequence[Path]) -> pd.DataFrame:
@@ -41,7 +51,7 @@ def collect(run_dirs: Sequence[Path]) -> pd.DataFrame:
         for method, metrics in summary["methods"].items():
             ci = metrics.get("median_speedup_ci95") or [None, None]
             rows.append({"method": method, "label": summary["label"], "n_molecules": summary["n_molecules"],
-                         **{k: metrics.get(k) for k in HIGHER_IS_BETTER}, "ci_low": ci[0], "ci_high": ci[1],
+                         **{k: metrics.get(k) for k in (*HIGHER_IS_BETTER, *DESCRIPTIVE)}, "ci_low": ci[0], "ci_high": ci[1],
                          "hardware": f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}",
                          "git_revision": manifest.get("git_revision", "unknown"), "run": str(run)})
     if not rows:
