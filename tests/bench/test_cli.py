@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 
 COMMANDS = [[], ["data"], ["data", "build"], ["data", "info"], ["data", "read"], ["run"], ["train"],
-            ["leaderboard"], ["perf"], ["card"], ["card", "validate"]]
+            ["leaderboard"], ["perf"], ["card"], ["card", "validate"], ["boltzmann"], ["phases"], ["generation"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "edm-bench")

@@ -43,3 +43,35 @@ def test_exploration_end_over_molecules():
     assert exploration_end(c) is None
     with pytest.raises(ValueError, match="disagree"):
         phase_metrics(np.zeros((2, 3), int), np.zeros((2, 4, 3)))
+
+
+def test_aggregation_over_hand_built_chains():
+    from bench.tasks.phases import aggregate_phases
+
+    atoms = molecule_from_smiles("CCO")
+    early = phase_metrics(*chain_from(atoms.positions, atoms.numbers, wrong_until=2), "a")
+    late = phase_metrics(*chain_from(atoms.positions, atoms.numbers, wrong_until=4), "b")
+    agg = aggregate_phases(pd.concat([early, late])).set_index("steps_left")
+    assert list(agg.index) == [5, 4, 3, 2, 1, 0] and (agg["n_molecules"] == 2).all()
+    assert agg["molecule_elements_final_mean"].to_list() == [0, 0, 0.5, 0.5, 1, 1]
+    assert agg.loc[3, "molecule_elements_final_std"] == pytest.approx(np.std([0, 1], ddof=1))
+    n = len(atoms)
+    assert agg.loc[3, "frac_atoms_element_final_mean"] == pytest.approx(((n - 1) / n + 1) / 2)
+    assert agg.loc[0, "bond_length_error_ang_mean"] == 0 and np.isnan(agg.loc[5, "step_size_ang_mean"])
+    assert exploration_end(pd.concat([early, late])) == 1
+
+
+def test_chain_frames_decode_elements_and_positions_per_molecule():
+    from bench.tasks.phases import chain_frames
+
+    decoder = (1, 6, 7, 8, 9)
+    chain = np.zeros((3, 2, 4, 3 + 5 + 1), dtype=np.float32)
+    chain[..., :3] = np.arange(3 * 2 * 4 * 3).reshape(3, 2, 4, 3)
+    chain[:, 0, :, 3 + 1] = 1.0  # molecule 0: carbons
+    chain[0, 0, 0, 3 + 4] = 2.0  # ... except a fluorine in the first frame
+    chain[:, 1, :, 3 + 3] = 1.0  # molecule 1: oxygens
+    mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]], dtype=np.float32)[..., None]
+    (n0, p0), (n1, p1) = chain_frames(chain, mask, decoder)
+    assert n0.shape == (3, 3) and n1.shape == (3, 2) and p1.shape == (3, 2, 3)
+    assert n0[0].tolist() == [9, 6, 6] and (n0[1:] == 6).all() and (n1 == 8).all()
+    assert np.array_equal(p0, chain[:, 0, :3, :3])

@@ -57,3 +57,37 @@ def test_generation_metrics_on_known_molecules():
     assert m["validity"] == pytest.approx(4 / 5)
     assert m["uniqueness"] == pytest.approx(3 / 4)  # ethanol twice
     assert m["novelty"] == pytest.approx(1 / 3)  # only the amide is new
+
+
+def test_all_pair_bond_orders_equal_the_one_pair_rule(rng):
+    from ase.data import chemical_symbols
+
+    for _ in range(200):
+        n = int(rng.integers(2, 10))
+        numbers = rng.choice([1, 5, 6, 7, 8, 9, 14, 15, 16, 17, 35, 53], size=n)
+        positions = rng.normal(scale=0.9, size=(n, 3))
+        orders = bond_orders(numbers, positions)
+        for i in range(n):
+            for j in range(i + 1, n):
+                d = 100 * np.linalg.norm(positions[i] - positions[j])
+                assert orders[i, j] == orders[j, i] == bond_order(chemical_symbols[numbers[i]],
+                                                                  chemical_symbols[numbers[j]], d)
+
+
+def test_generation_table_on_hand_built_molecules():
+    from bench.tasks.stability import canonical_smiles, generation_table, metrics_from_table
+
+    ethanol = molecule_from_smiles("CCO")
+    broken = ethanol.positions.copy()
+    broken[ethanol.numbers == 8] += 3.0  # the oxygen torn off
+    table = generation_table([(ethanol.numbers, ethanol.positions), (ethanol.numbers, broken),
+                              (ethanol.numbers, ethanol.positions)])
+    first, torn = table.iloc[0], table.iloc[1]
+    assert first["molecule_stable"] and first["valid"] and first["smiles"] == "CCO"
+    assert first["formula"] == "C2H6O" and first["frac_atoms_stable"] == 1.0
+    assert not torn["molecule_stable"] and torn["frac_atoms_stable"] < 1.0
+    m = metrics_from_table(table, canonical_smiles(["OCC", "not a smiles"]))
+    assert m["molecule_stability"] == pytest.approx(2 / 3)
+    assert torn["valid"] and torn["smiles"] == "CC"  # EDM's validity: the largest fragment sanitizes
+    assert m["validity"] == 1.0 and m["uniqueness"] == pytest.approx(2 / 3)  # ethanol twice
+    assert m["novelty"] == pytest.approx(1 / 2)  # ethanol is a training molecule: only CC is novel
