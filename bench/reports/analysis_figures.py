@@ -166,6 +166,10 @@ def phase_curves(tables: dict[str, pd.DataFrame]) -> plt.Figure | None:
     ends = tables.get("exploration_end")
     multi = phases["method"].nunique() > 1
     for ax, (ylabel, metrics, scale) in zip(axes, _PHASE_PANELS):
+        if scale == "log" and not (phases[[f"{m}_mean" for m, _ in metrics]] > 0).any().any():
+            scale = "linear"  # nothing positive to show: no bonds in any final structure
+            ax.text(0.5, 0.5, "no bonded pairs in the final structures", ha="center", transform=ax.transAxes)
+            ax.set_xlim(phases["steps_left"].min(), phases["steps_left"].max())
         for method, g in phases.groupby("method", sort=False):
             for metric, label in metrics:
                 x, mean, std = g["steps_left"], g[f"{metric}_mean"], g[f"{metric}_std"].fillna(0)
