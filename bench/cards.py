@@ -71,6 +71,8 @@ CARD_SCHEMA: dict[str, Any] = {
                 "wall_s": {"type": "number", "minimum": 0},
                 "hardware": {"type": "string"},
                 "valid_loss": {"type": "number"},
+                "t_max": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                "valid_x0_rmse_ang": {"type": "object", "additionalProperties": {"type": "number"}},
                 "data_overlap": {"type": "string"},
             },
         },
@@ -222,7 +224,8 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
                           "content_sha256": str(data.get("content_sha256", ""))}],
             "epochs": meta.get("epoch", 0), "n_parameters": meta.get("n_parameters", 0),
             "wall_s": meta.get("wall_s", 0.0), "hardware": meta.get("hardware", "unknown"),
-            "valid_loss": meta.get("valid_loss", float("nan")),
+            "valid_loss": meta.get("valid_loss", float("nan")), "t_max": t_max,
+            "valid_x0_rmse_ang": {k.removeprefix("x0_rmse_"): v for k, v in meta.items() if k.startswith("x0_rmse_")},
             "data_overlap": "trained on the train split only; valid and test are disjoint by canonical-SMILES hash",
         },
         "notes": (f"EMA weights (decay {settings.get('ema_decay')}), batch {settings.get('batch_size')}, "

@@ -11,7 +11,6 @@ and SVG) and ``report.md`` / ``report.html``.
 from __future__ import annotations
 
 import hashlib
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -48,15 +47,9 @@ def load_denoisers(paths: Sequence[str]) -> dict[str, Any]:
 
 
 def card_t_max(card: dict[str, Any]) -> float:
-    """The largest training time t of a card's model (1 = the whole schedule).
-
-    Read from ``training.t_max`` when the card has it, else from the note that
-    ``edm-bench train`` writes (``trained on t <= 0.05 only``).
-    """
-    if "t_max" in card.get("training", {}):
-        return float(card["training"]["t_max"])
-    found = re.search(r"trained on t <= ([0-9.eE+-]+)", card.get("notes", ""))
-    return float(found.group(1)) if found else 1.0
+    """The largest training time t of a card's model (``training.t_max``; a card
+    without it, e.g. of an original checkpoint, was trained on the whole schedule)."""
+    return float(card.get("training", {}).get("t_max", 1.0))
 
 
 def low_noise_warnings(denoisers: dict[str, Any], task: str) -> list[str]:

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from bench.cli import app
 
 
-def write_card(root, key: str = "tiny", notes: str | None = None, epochs: int = 1):
+def write_card(root, key: str = "tiny", t_max: float | None = None, epochs: int = 1):
     import torch
     import yaml
 
@@ -23,8 +23,8 @@ def write_card(root, key: str = "tiny", notes: str | None = None, epochs: int = 
             "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
             "relaxation": {"n_steps": [5]},
             "training": {"datasets": [{"name": "none", "split": "train"}], "epochs": epochs}}
-    if notes:
-        card["notes"] = notes
+    if t_max is not None:
+        card["training"]["t_max"] = t_max
     (root / f"{key}.yml").write_text(yaml.safe_dump(card))
     return root / f"{key}.yml"
 
@@ -115,7 +115,7 @@ def test_phases_and_generation_quick_profiles(cards, tmp_path):
 
 
 def test_a_low_noise_card_is_warned_about(tmp_path):
-    card = write_card(tmp_path, "low", notes="EMA weights; trained on t <= 0.05 only (our extension)")
+    card = write_card(tmp_path, "low", t_max=0.05)
     with pytest.warns(UserWarning, match="trained on t <= 0.05 only"):
         result = invoke(["generation", "-n", "2", "--denoiser", str(card), "--out", str(tmp_path / "gen")])
     assert result.exit_code == 0, result.output
