@@ -135,15 +135,19 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, progr
     denoiser_s: dict[str, float] = {}
     path_tables = []
     for denoiser in denoisers.values():
+        # a card's sampler: noise_scale 1 (the study's ancestral sampler) or 0 (deterministic: one seed is enough)
+        noise_scale = float(denoiser.card["relaxation"].get("noise_scale", 1.0))
+        add_noise = bool(denoiser.card["relaxation"].get("add_noise", False))
+        seeds = settings.denoiser_seeds if noise_scale > 0 else settings.denoiser_seeds[:1]
         for n in settings.n_steps:
             name = f"{denoiser.card['key']}/n={n}"
             denoiser_s[name] = 0.0
-            for k, seed in enumerate(settings.denoiser_seeds):
+            for k, seed in enumerate(seeds):
                 # the path analysis: first seed, largest n
                 keep = "force-alignment" in settings.tasks and k == 0 and n == max(settings.n_steps)
-                starts[f"{name}{SEED_TAG}{seed}"], wall_s, paths = denoiser_starts(records, denoiser, n, seed=seed,
-                                                                                   keep_path=keep)
-                denoiser_s[name] += wall_s / len(settings.denoiser_seeds)
+                starts[f"{name}{SEED_TAG}{seed}"], wall_s, paths = denoiser_starts(
+                    records, denoiser, n, seed=seed, keep_path=keep, noise_scale=noise_scale, add_noise=add_noise)
+                denoiser_s[name] += wall_s / len(seeds)
                 if keep:
                     path_tables.append(along_path(records, paths, oracle, fmax=settings.fmax_ev_ang, method=name,
                                                   ground_fmax=ground_fmax))

@@ -32,19 +32,27 @@ class Noise:
 
     ``generator`` makes a call reproducible (``seed`` builds one). With
     ``shared`` ("fix_noise" of the original) one draw is broadcast over the
-    batch, as the study's relaxations did.
+    batch, as the study's relaxations did. ``scale`` multiplies every draw: 1 is
+    EDM's ancestral sampler, 0 makes each reverse step go to its mean (a
+    deterministic sampler; our extension).
     """
 
     generator: torch.Generator | None = None
     shared: bool = False
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.scale >= 0:
+            raise ValueError(f"noise scale must be >= 0, got {self.scale}")
 
     @classmethod
-    def from_seed(cls, seed: int | None, shared: bool = False, device: str | torch.device = "cpu") -> "Noise":
+    def from_seed(cls, seed: int | None, shared: bool = False, device: str | torch.device = "cpu",
+                  scale: float = 1.0) -> "Noise":
         if seed is None:
-            return cls(None, shared)
+            return cls(None, shared, scale)
         g = torch.Generator(device=device)
         g.manual_seed(int(seed))
-        return cls(g, shared)
+        return cls(g, shared, scale)
 
     def sample(self, node_mask: torch.Tensor, n_features: int) -> torch.Tensor:
         """Noise (B, N, 3 + n_features): centred Gaussian positions, Gaussian features, masked."""
@@ -53,7 +61,7 @@ class Noise:
         eps = torch.randn((rows, n, 3 + n_features), generator=self.generator, dtype=node_mask.dtype,
                           device=node_mask.device).expand(b, n, 3 + n_features)
         x = remove_mean(eps[..., :3] * node_mask, node_mask)
-        return torch.cat([x, eps[..., 3:] * node_mask], dim=-1)
+        return torch.cat([x, eps[..., 3:] * node_mask], dim=-1) * self.scale
 
 
 class EnVariationalDiffusion(nn.Module):

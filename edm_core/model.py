@@ -257,7 +257,7 @@ class EDMDenoiser(nn.Module):
     # -- operations ----------------------------------------------------------------------
     @torch.no_grad()
     def relax(self, molecules: Sequence[Any], n_steps: int, *, add_noise: bool = False, keep_path: bool = False,
-              seed: int | None = 0, noise: Noise | None = None, batch_size: int = 64,
+              seed: int | None = 0, noise: Noise | None = None, noise_scale: float = 1.0, batch_size: int = 64,
               names: Sequence[str] | None = None) -> RelaxOutput:
         """Reverse diffusion from step ``n_steps`` down to 0, starting at given structures.
 
@@ -279,8 +279,13 @@ class EDMDenoiser(nn.Module):
         seed : int, optional
             Seeds the noise (``None``: torch's global generator).
         noise : Noise, optional
-            An injected noise source (overrides ``seed``); ``Noise(shared=True)``
-            broadcasts one draw over each batch, as the original's fix_noise.
+            An injected noise source (overrides ``seed`` and ``noise_scale``);
+            ``Noise(shared=True)`` broadcasts one draw over each batch, as the
+            original's fix_noise.
+        noise_scale : float
+            Factor on the sampler's noise: 1 (default) is EDM's ancestral
+            sampler, as the study; 0 makes every step go to its mean, a
+            deterministic relaxation (our extension).
         batch_size : int
             Molecules per padded batch (sorted by size to limit padding).
 
@@ -294,7 +299,7 @@ class EDMDenoiser(nn.Module):
         names = list(names) if names is not None else [f"molecule {i}" for i in range(len(pairs))]
         for (numbers, pos), name in zip(pairs, names):
             self.check(numbers, pos, name)
-        noise = noise or Noise.from_seed(seed)
+        noise = noise or Noise.from_seed(seed, scale=noise_scale)
         device = self._device()
         out_pos: list[np.ndarray | None] = [None] * len(pairs)
         out_path: list[np.ndarray | None] = [None] * len(pairs)

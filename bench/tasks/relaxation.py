@@ -63,9 +63,12 @@ def make_starts(records: Sequence[MoleculeRecord], methods: dict[str, Callable[[
 
 
 def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int, seed: int = 0,
-                    batch_size: int = 64, keep_path: bool = False
-                    ) -> tuple[list[Start], float, list[np.ndarray | None]]:
+                    batch_size: int = 64, keep_path: bool = False, noise_scale: float = 1.0,
+                    add_noise: bool = False) -> tuple[list[Start], float, list[np.ndarray | None]]:
     """Relax every record's MMFF start with ``denoiser`` from step ``n_steps`` (batched).
+
+    ``noise_scale`` 1 is the study's ancestral sampler, 0 a deterministic one;
+    ``add_noise`` noises the start to step n first (the study did not).
 
     Molecules the model cannot take (an element it lacks, too many atoms) get a
     message instead of positions; the rest run in one batched call.
@@ -92,7 +95,8 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
     t0 = time.perf_counter()
     if ok:
         out = denoiser.relax([(records[i].numbers, records[i].start_positions) for i in ok], n_steps, seed=seed,
-                             batch_size=batch_size, names=[records[i].id for i in ok], keep_path=keep_path)
+                             batch_size=batch_size, names=[records[i].id for i in ok], keep_path=keep_path,
+                             noise_scale=noise_scale, add_noise=add_noise)
         for k, i in enumerate(ok):
             starts[i] = Start(out.positions[k])
             if keep_path:

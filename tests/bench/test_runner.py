@@ -120,12 +120,15 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
             "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
             "relaxation": {"n_steps": [5]}, "training": {"datasets": [{"name": "none", "split": "train"}]}}
     (tmp_path / "tiny.yml").write_text(yaml.safe_dump(card))
+    deterministic = {**card, "key": "tiny-det", "relaxation": {"n_steps": [5], "noise_scale": 0.0}}
+    (tmp_path / "det.yml").write_text(yaml.safe_dump(deterministic))
     result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
                                       "--methods", "mmff", "--denoiser", str(tmp_path / "tiny.yml"),
+                                      "--denoiser", str(tmp_path / "det.yml"),
                                       "--n-steps", "2,12", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert set(summary["methods"]) == {"mmff", "tiny/n=2", "tiny/n=12"}
+    assert set(summary["methods"]) == {"mmff", "tiny/n=2", "tiny/n=12", "tiny-det/n=2", "tiny-det/n=12"}
     assert summary["methods"]["tiny/n=12"]["denoiser_ms_per_molecule"] > 0
     assert summary["methods"]["tiny/n=12"]["alignment_gap"] is not None  # the path of the largest n is analysed
     assert summary["methods"]["tiny/n=2"]["alignment_gap"] is None
@@ -135,10 +138,11 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     assert sorted(relax.loc[relax["method"] == "tiny/n=12", "seed"].unique()) == [0, 1, 2]  # three seeds pooled
     assert relax.loc[relax["method"] == "mmff", "seed"].isna().all()
     assert len(relax[relax["method"] == "tiny/n=12"]) == 2 * 3
+    assert relax.loc[relax["method"] == "tiny-det/n=12", "seed"].tolist() == [0, 0]  # deterministic: one seed
     path = pd.read_csv(tmp_path / "run" / "path.csv")
     assert sorted(path["frame"].unique()) == list(range(14))  # start, 12 reverse steps, final decode
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    (entry,) = manifest["settings"]["denoisers"].values()
+    entry = manifest["settings"]["denoisers"][str(tmp_path / "tiny.yml")]
     assert entry["card"]["key"] == "tiny" and entry["backend"] in ("cpp", "torch")
 
 

@@ -302,3 +302,27 @@ def test_unsafe_corrupt_and_mismatching_checkpoints_are_refused(tmp_path, rng):
     (tmp_path / "cond" / "args.pickle").write_bytes(pickle.dumps(args))
     with pytest.raises(CheckpointError, match="conditional models"):
         load_checkpoint(tmp_path / "cond")
+
+
+def test_the_deterministic_sampler_of_a_zero_network_scales_by_one_over_alpha_n(rng):
+    """noise_scale=0: every step goes to its mean. With eps_hat = 0 the steps
+    multiply the centred structure by prod 1/alpha_ts = alpha_0/alpha_n and the
+    final decode divides by alpha_0: x_final = x_start / alpha_n, for any seed."""
+    from edm_core import EDMConfig
+
+    config = EDMConfig(nf=16, n_layers=1)
+    model = EDMDenoiser.from_network(config, lambda z, t, mask: torch.zeros_like(z), "zero network")
+    mols = [random_molecule(rng, n) for n in (3, 7)]
+    n = 40
+    out = model.relax(mols, n, noise_scale=0.0, seed=1)
+    again = model.relax(mols, n, noise_scale=0.0, seed=2)
+    gamma_n = model.gamma(torch.tensor([[n / 1000]], dtype=torch.float64))
+    alpha_n = float(torch.sqrt(torch.sigmoid(-gamma_n)))
+    for (numbers, pos), got, other in zip(mols, out.positions, again.positions):
+        centre = pos.mean(0)
+        np.testing.assert_allclose(got, (pos - centre) / alpha_n + centre, atol=2e-5)
+        np.testing.assert_array_equal(got, other)
+    stochastic = model.relax(mols, n, seed=1)
+    assert not np.allclose(stochastic.positions[1], out.positions[1], atol=1e-3)
+    with pytest.raises(ValueError, match="noise scale"):
+        model.relax(mols, n, noise_scale=-1.0)
