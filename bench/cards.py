@@ -78,6 +78,12 @@ CARD_SCHEMA: dict[str, Any] = {
             },
         },
         "notes": {"type": "string"},
+        # what was measured on the shipped data, with the command that measured it
+        "measured": {
+            "type": "object", "additionalProperties": False, "required": ["command", "metrics"],
+            "properties": {"command": {"type": "string"}, "date": {"type": "string"},
+                           "metrics": {"type": "object", "additionalProperties": {"type": ["number", "null"]}}},
+        },
     },
 }
 
