@@ -26,6 +26,12 @@ import yaml
 
 from bench.errors import InputError
 
+#: The shipped final checkpoint's card, relative to the repository root: the one
+#: place that the asv suite, the CI gate (``edm-bench gate``, ``edm-bench baseline``)
+#: and the command line take it from. Consumers skip with a message while it does
+#: not exist (it lands when its training finishes).
+DEFAULT_CARD = Path("denoisers/edm-qm9xtb-nf64-t05/epoch_0060/card.yml")
+
 CARD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
