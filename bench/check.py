@@ -9,8 +9,11 @@ their expected value, a tolerance and a direction::
 
 A metric name is ``<method>/<key>`` of a run's ``summary.json`` (RESULTS is a run
 folder), or ``perf/<backend>/<case>/<field>`` of ``edm-bench perf --json`` records
-(RESULTS is that JSON file). A value worse than ``value - tolerance`` (or
+(RESULTS is that JSON file, or a folder holding it as ``perf.json``, as
+``edm-bench gate`` writes). A value worse than ``value - tolerance`` (or
 ``+ tolerance`` when lower is better) is a regression; a missing metric too.
+Entries may carry more keys (the measured ``spread``, ``repeats``, ``samples``);
+they are read by people, not by the check.
 """
 
 from __future__ import annotations
@@ -25,20 +28,35 @@ import yaml
 from bench.errors import InputError
 
 
+#: The perf records' file inside a results folder (written by ``edm-bench gate``).
+PERF_FILE = "perf.json"
+
+
 def observed_metrics(results: Path) -> dict[str, float]:
-    """Flatten a run folder's summary.json or a perf JSON file into metric names."""
+    """Flatten a run folder's summary.json and perf.json, or a perf JSON file, into metric names."""
     results = Path(results)
-    if results.is_dir():
+    if not results.is_dir():
+        return _perf_metrics(results)
+    summary_path, perf_path = results / "summary.json", results / PERF_FILE
+    if not summary_path.exists() and not perf_path.exists():
+        raise InputError(f"{results}: neither summary.json nor {PERF_FILE} in the folder")
+    out = _perf_metrics(perf_path) if perf_path.exists() else {}
+    if summary_path.exists():
         try:
-            summary = json.loads((results / "summary.json").read_text())
+            summary = json.loads(summary_path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             raise InputError(f"{results}: no readable summary.json ({exc})") from exc
-        return {f"{method}/{key}": value for method, metrics in summary["methods"].items()
+        out |= {f"{method}/{key}": value for method, metrics in summary["methods"].items()
                 for key, value in metrics.items() if isinstance(value, (int, float))}
+    return out
+
+
+def _perf_metrics(path: Path) -> dict[str, float]:
+    """``perf/<backend>/<case>/<field>`` of the records of ``edm-bench perf --json``."""
     try:
-        records = json.loads(results.read_text())
+        records = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise InputError(f"{results}: not a run folder or a perf JSON file ({exc})") from exc
+        raise InputError(f"{path}: not a run folder or a perf JSON file ({exc})") from exc
     out = {}
     for r in records:
         for key, value in r.items():
