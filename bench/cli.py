@@ -343,6 +343,54 @@ def generation_cmd(
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 
 
+_CARD_HELP = "The denoiser card (default: the shipped checkpoint, bench.cards.DEFAULT_CARD; skipped while missing)."
+
+
+@app.command("gate")
+def gate_cmd(
+    out: Annotated[Path, typer.Option(help="Results folder (summary.json, perf.json, the run's tables).")
+                   ] = Path("runs/gate"),
+    baseline: Annotated[Path, typer.Option(help="Baseline file.")] = Path("bench/baseline.yml"),
+    card: Annotated[Optional[Path], typer.Option(help=_CARD_HELP)] = None,
+    n_molecules: Annotated[int, typer.Option("--n-molecules", "-n", help="Seeded qm9-xtb test molecules.")] = 20,
+    workers: Annotated[int, typer.Option(help="Oracle worker processes (0: all cores).")] = 0,
+) -> None:
+    """The CI regression gate: the quick suite (a seeded run with the shipped
+    checkpoint, n = 50, and `perf --quick`), then `check` against the baseline; exit 1 on a regression."""
+    import os
+
+    from bench.cards import DEFAULT_CARD
+    from bench.gate import QuickSuite, run_quick_suite
+
+    suite = QuickSuite(card=card or DEFAULT_CARD, n_molecules=n_molecules, workers=workers or os.cpu_count() or 1)
+    run_quick_suite(out, suite)
+    check_cmd(out, baseline)
+
+
+@app.command("baseline")
+def baseline_cmd(
+    part: Annotated[str, typer.Option(help="perf (speed ratios) or science (the shipped checkpoint's metrics); "
+                                           "the other part of the file is kept.")],
+    repeats: Annotated[int, typer.Option(help="K: science runs with denoiser seeds 0..K-1, or K perf processes.")
+                       ] = 5,
+    baseline: Annotated[Path, typer.Option(help="Baseline file to (re)write.")] = Path("bench/baseline.yml"),
+    card: Annotated[Optional[Path], typer.Option(help=_CARD_HELP)] = None,
+    n_molecules: Annotated[int, typer.Option("--n-molecules", "-n", help="As the gate's.")] = 20,
+    work: Annotated[Path, typer.Option(help="Folder for the repeats' results.")] = Path("runs/baseline"),
+    workers: Annotated[int, typer.Option(help="Oracle worker processes (0: all cores).")] = 0,
+) -> None:
+    """Measure the gate's noise: run the quick suite K times and write value = median,
+    tolerance = a multiple of the sample std (bench/gate.py states the rule)."""
+    import os
+
+    from bench.cards import DEFAULT_CARD
+    from bench.gate import QuickSuite, measure_baseline
+
+    suite = QuickSuite(card=card or DEFAULT_CARD, n_molecules=n_molecules, workers=workers or os.cpu_count() or 1)
+    path = measure_baseline(baseline, repeats, part, work, suite)
+    typer.echo(f"wrote the {part} part of {path}")
+
+
 def main() -> None:
     """Console entry point: errors about the user's input end in one clear line
     (exit status 2) instead of a traceback."""

@@ -1,0 +1,237 @@
+"""The CI regression gate (``edm-bench gate``) and the baseline it checks against
+(``edm-bench baseline``).
+
+The quick suite is two commands, each run in its own process with one OpenMP
+thread (``OMP_NUM_THREADS=1``), so that a shared 2-core machine is not
+oversubscribed and the baseline and CI measure under the same conditions:
+
+* ``edm-bench run`` on a seeded subset of the shipped ``qm9-xtb`` test split with
+  the shipped checkpoint (:data:`bench.cards.DEFAULT_CARD`), n = 50, one denoiser
+  seed, MMFF as the reference start; it is skipped, with a message, while the
+  card does not exist;
+* ``edm-bench perf --quick --json``: the backends' speed ratios to the
+  original-style network, measured side by side in one process.
+
+Tolerance rule (:func:`summarise_repeats`): the baseline writer runs the suite K
+times (science: denoiser seeds 0..K-1; speed: K separate processes) and records
+per metric ``value`` = the median of the K values, ``spread`` = their sample
+standard deviation (ddof = 1) and ``tolerance`` = ``multiple`` x ``spread``, with
+the multiple of :data:`MULTIPLE`, together with K and the K values. A metric
+whose K values agree exactly gets tolerance 0: it does not depend on the seed,
+so any change is a change of the code.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.cards import DEFAULT_CARD
+from bench.check import PERF_FILE, observed_metrics
+from bench.errors import InputError
+
+#: The run-folder metrics the gate tracks for the denoiser (directions from the leaderboard).
+SCIENCE_KEYS = ("energy_ratio", "median_speedup", "fraction_slower", "alignment_gap")
+#: The perf-record field the gate tracks: speed relative to the original-style network
+#: timed in the same process (absolute times do not survive a shared machine).
+PERF_FIELD = "ratio_to_reference"
+#: Perf rows that are not a backend to gate: the ratio reference itself, the oracle, the GEMM roofline.
+PERF_NOT_GATED = ("original", "xtb", "gemm")
+#: Tolerance = MULTIPLE x sample std of K repeats. Science: 3 (a seed's run lies
+#: within 3 std of the median unless the model changed). Speed: 4, because CI
+#: runs on a shared machine whose load differs from the one the baseline saw.
+MULTIPLE = {"science": 3.0, "perf": 4.0}
+
+
+@dataclass(frozen=True)
+class QuickSuite:
+    """What the gate runs; the defaults are the CI profile (a few minutes on 2 cores).
+
+    ``card`` is resolved against the working directory (the repository root in CI).
+    """
+
+    card: Path = DEFAULT_CARD
+    n_molecules: int = 20
+    molecule_seed: int = 0
+    n_steps: int = 50
+    tasks: tuple[str, ...] = ("energy-ratio", "relax-speedup", "force-alignment")
+    methods: tuple[str, ...] = ("mmff",)
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    def __post_init__(self) -> None:
+        if self.n_molecules < 1 or self.n_steps < 1 or self.workers < 1:
+            raise ValueError("n_molecules, n_steps and workers must be >= 1")
+
+    def run_command(self, out: Path, denoiser_seed: int, store: Path) -> list[str]:
+        """The ``edm-bench run`` command line of one science repeat."""
+        return [sys.executable, "-m", "bench.cli", "run", "--out", str(out), "-n", str(self.n_molecules),
+                "--seed", str(self.molecule_seed), "--denoiser", str(self.card), "--n-steps", str(self.n_steps),
+                "--seeds", str(denoiser_seed), "--methods", ",".join(self.methods), "--tasks", ",".join(self.tasks),
+                "--store", str(store), "--workers", str(self.workers)]
+
+
+PERF_COMMAND = [sys.executable, "-m", "bench.cli", "perf", "--quick", "--json"]
+
+
+def _call(cmd: list[str], stdout: Path | None = None) -> None:
+    """Run an edm-bench command with one OpenMP thread; its output goes to ``stdout`` or the terminal."""
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    if stdout is None:
+        result = subprocess.run(cmd, env=env, check=False)
+    else:
+        with open(stdout, "w") as sink:
+            result = subprocess.run(cmd, env=env, stdout=sink, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"command failed with exit status {result.returncode}: {' '.join(cmd)}")
+
+
+def science_metric_names(card_key: str, n_steps: int) -> list[str]:
+    """The gated metric names of the denoiser's row in a run's summary.json."""
+    return [f"{card_key}/n={n_steps}/{key}" for key in SCIENCE_KEYS]
+
+
+def card_key(card: Path) -> str:
+    from bench.cards import read_card
+
+    return read_card(card)["key"]
+
+
+def run_quick_suite(out: Path, suite: QuickSuite = QuickSuite(), denoiser_seed: int = 0, science: bool = True,
+                    perf: bool = True, store: Path | None = None) -> Path:
+    """Run the quick suite into ``out`` (a run folder with summary.json and/or perf.json).
+
+    The science part runs only when ``suite.card`` exists; otherwise it says so on
+    stderr and the folder holds the speed ratios alone. Returns ``out``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("summary.json", PERF_FILE):  # a previous gate's results must not be checked again
+        (out / stale).unlink(missing_ok=True)
+    if science and not suite.card.is_file():
+        print(f"gate: science metrics skipped: the shipped checkpoint's card {suite.card} does not exist yet",
+              file=sys.stderr)
+    elif science:
+        _call(suite.run_command(out, denoiser_seed, store or out / "store.sqlite"))
+    if perf:
+        _call(PERF_COMMAND, stdout=out / PERF_FILE)
+    return out
+
+
+def summarise_repeats(samples: Sequence[float], multiple: float) -> dict[str, Any]:
+    """A baseline entry from K repeated measurements: the tolerance rule.
+
+    Parameters
+    ----------
+    samples : sequence of float
+        The metric's value in each repeat (NaN or None repeats are refused: a
+        metric that can fail to exist cannot be gated on).
+    multiple : float
+        Tolerance in units of the sample standard deviation.
+
+    Returns
+    -------
+    dict
+        ``value`` (median), ``spread`` (sample std, ddof = 1), ``tolerance``
+        (``multiple`` x ``spread``), ``multiple``, ``repeats`` (K) and ``samples``.
+
+    Raises
+    ------
+    InputError
+        Fewer than 2 repeats (no spread can be measured) or a missing value.
+
+    Examples
+    --------
+    >>> summarise_repeats([1.0, 2.0, 3.0], multiple=3)["tolerance"]
+    3.0
+    """
+    values = [float("nan") if v is None else float(v) for v in samples]
+    if len(values) < 2:
+        raise InputError(f"a spread needs at least 2 repeats, got {len(values)}")
+    if any(v != v for v in values):
+        raise InputError(f"a repeat has no value ({values}); the metric cannot be gated on")
+    spread = statistics.stdev(values)
+    return {"value": round(statistics.median(values), 6), "spread": round(spread, 6),
+            "tolerance": round(multiple * spread, 6), "multiple": multiple, "repeats": len(values),
+            "samples": [round(v, 6) for v in values]}
+
+
+def baseline_entries(repeats: Sequence[Mapping[str, float]], names: Sequence[str], multiple: float,
+                     higher_is_better: Mapping[str, bool]) -> dict[str, dict[str, Any]]:
+    """Baseline entries of ``names`` from K observed-metric mappings (one per repeat).
+
+    ``higher_is_better`` maps the last part of a name (e.g. ``median_speedup``) to its direction.
+    """
+    entries = {}
+    for name in names:
+        missing = [k for k, r in enumerate(repeats) if name not in r]
+        if missing:
+            raise InputError(f"metric {name!r} is missing from repeat(s) {missing}")
+        key = name.rsplit("/", 1)[-1]
+        entries[name] = summarise_repeats([r[name] for r in repeats], multiple) | {
+            "higher_is_better": bool(higher_is_better[key])}
+    return entries
+
+
+def perf_metric_names(observed: Mapping[str, float]) -> list[str]:
+    """The gated speed ratios among observed metrics: every backend's ratio but the reference's."""
+    return sorted(name for name in observed if name.startswith("perf/") and name.endswith(f"/{PERF_FIELD}")
+                  and name.split("/")[1] not in PERF_NOT_GATED)
+
+
+def write_baseline(path: Path, entries: Mapping[str, dict[str, Any]], part: str, command: str) -> Path:
+    """Write ``entries`` as the ``part`` (``science`` or ``perf``) of the baseline
+    file, keeping the other part's metrics and provenance as they are."""
+    path = Path(path)
+    doc = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    doc = doc if isinstance(doc, dict) else {}
+    kept = {k: v for k, v in (doc.get("metrics") or {}).items() if _part(k) != part}
+    provenance = dict(doc.get("provenance") or {})
+    provenance[part] = {"command": command, "date": datetime.date.today().isoformat(),
+                        "rule": f"value = median of K repeats; tolerance = {MULTIPLE[part]:g} x sample std "
+                                "(ddof = 1) of the K values (bench/gate.py)"}
+    doc = {"provenance": provenance, "metrics": dict(sorted((kept | dict(entries)).items()))}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, width=120))
+    return path
+
+
+def _part(name: str) -> str:
+    return "perf" if name.startswith("perf/") else "science"
+
+
+def measure_baseline(path: Path, repeats: int, part: str, work: Path, suite: QuickSuite = QuickSuite()) -> Path:
+    """Run the quick suite ``repeats`` times and write ``part`` of the baseline file.
+
+    Science repeats use denoiser seeds 0..K-1 and share one oracle store (the
+    MMFF reference relaxations are computed once); speed repeats are K separate
+    ``perf`` processes.
+    """
+    from bench.leaderboard import HIGHER_IS_BETTER
+
+    if part not in MULTIPLE:
+        raise ValueError(f"unknown baseline part {part!r}, choose from {sorted(MULTIPLE)}")
+    if part == "science" and not suite.card.is_file():
+        raise InputError(f"the shipped checkpoint's card {suite.card} does not exist yet: no science baseline")
+    observed = []
+    for k in range(repeats):
+        out = run_quick_suite(Path(work) / f"{part}-{k}", suite, denoiser_seed=k, science=part == "science",
+                              perf=part == "perf", store=Path(work) / "store.sqlite")
+        observed.append(observed_metrics(out))
+        print(f"baseline: {part} repeat {k + 1}/{repeats} done", file=sys.stderr)
+    if part == "science":
+        names = science_metric_names(card_key(suite.card), suite.n_steps)
+        directions = HIGHER_IS_BETTER
+    else:
+        names = perf_metric_names(observed[0])
+        directions = {PERF_FIELD: True}
+    command = f"edm-bench baseline --part {part} --repeats {repeats}" + (
+        f" --n-molecules {suite.n_molecules}" if part == "science" else "")
+    return write_baseline(path, baseline_entries(observed, names, MULTIPLE[part], directions), part, command)

@@ -1,0 +1,137 @@
+"""The gate's baseline: the tolerance rule on synthetic repeats, the file writer,
+and the gate failing (exit 1) on a metric perturbed past its tolerance."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bench import gate
+from bench.check import read_baseline
+from bench.cli import app
+from bench.errors import InputError
+from bench.gate import QuickSuite, baseline_entries, measure_baseline, summarise_repeats, write_baseline
+
+METHOD = "den-e60/n=50"
+SCIENCE = {"energy_ratio": [2.0, 2.2, 1.8, 2.1, 1.9], "median_speedup": [0.30, 0.32, 0.28, 0.31, 0.29],
+           "fraction_slower": [0.20, 0.25, 0.15, 0.20, 0.20], "alignment_gap": [0.10, 0.12, 0.08, 0.11, 0.09]}
+RATIOS = [5.0, 5.4, 4.6, 5.2, 4.8]
+
+
+def test_tolerance_is_a_multiple_of_the_sample_std():
+    entry = summarise_repeats([1.0, 1.2, 0.8, 1.1, 0.9], multiple=3)
+    std = math.sqrt((0.2**2 + 0.2**2 + 0.1**2 + 0.1**2) / 4)  # ddof = 1
+    assert entry["value"] == 1.0 and entry["repeats"] == 5 and entry["multiple"] == 3
+    assert entry["spread"] == pytest.approx(std, abs=1e-6)
+    assert entry["tolerance"] == pytest.approx(3 * std, abs=1e-6)
+    assert entry["samples"] == [1.0, 1.2, 0.8, 1.1, 0.9]
+    assert summarise_repeats([0.5, 0.5, 0.5], multiple=3)["tolerance"] == 0.0  # seed-independent: exact
+
+
+@pytest.mark.parametrize("samples", [[1.0], [1.0, float("nan")], [1.0, None]])
+def test_too_few_or_missing_repeats_are_refused(samples):
+    with pytest.raises(InputError):
+        summarise_repeats(samples, multiple=3)
+
+
+def test_entries_carry_the_direction_and_refuse_a_missing_metric():
+    repeats = [{"m/energy_ratio": 1.0, "m/fraction_slower": 0.2}, {"m/energy_ratio": 1.2, "m/fraction_slower": 0.3}]
+    entries = baseline_entries(repeats, ["m/energy_ratio", "m/fraction_slower"], 3,
+                               {"energy_ratio": True, "fraction_slower": False})
+    assert entries["m/energy_ratio"]["higher_is_better"] and not entries["m/fraction_slower"]["higher_is_better"]
+    with pytest.raises(InputError, match="m/energy_ratio"):
+        baseline_entries([{}, {}], ["m/energy_ratio"], 3, {"energy_ratio": True})
+
+
+def test_writing_one_part_keeps_the_other(tmp_path):
+    path = tmp_path / "baseline.yml"
+    perf = {"perf/cpp/qm9x64/ratio_to_reference": summarise_repeats(RATIOS, 4) | {"higher_is_better": True}}
+    write_baseline(path, perf, "perf", "edm-bench baseline --part perf --repeats 5")
+    science = {f"{METHOD}/{k}": summarise_repeats(v, 3) | {"higher_is_better": True} for k, v in SCIENCE.items()}
+    write_baseline(path, science, "science", "edm-bench baseline --part science --repeats 5")
+    doc = yaml.safe_load(path.read_text())
+    assert set(doc["provenance"]) == {"perf", "science"} and "median of K repeats" in doc["provenance"]["perf"]["rule"]
+    assert len(read_baseline(path)) == 5
+    write_baseline(path, {}, "science", "again")  # replaces the science part only
+    assert list(read_baseline(path)) == ["perf/cpp/qm9x64/ratio_to_reference"]
+
+
+def fake_results(folder: Path, ratio: float, science: dict[str, float] | None) -> Path:
+    """A gate results folder: perf.json and, when given, a summary.json with the denoiser's row."""
+    folder.mkdir(parents=True)
+    (folder / "perf.json").write_text(json.dumps([
+        {"backend": "original", "case": "qm9x64", "ratio_to_reference": 1.0},
+        {"backend": "cpp", "case": "qm9x64", "ratio_to_reference": ratio}]))
+    if science is not None:
+        (folder / "summary.json").write_text(json.dumps({"label": "x", "n_molecules": 20, "methods": {
+            "mmff": {"energy_ratio": 1.0}, METHOD: science}}))
+    return folder
+
+
+def fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> QuickSuite:
+    """A suite whose repeats return the synthetic data instead of running anything."""
+    card = tmp_path / "card.yml"
+    card.write_text("key: den-e60\n")
+    monkeypatch.setattr(gate, "card_key", lambda path: "den-e60")
+
+    def run(out, suite, denoiser_seed, science, perf, store):
+        k = denoiser_seed
+        return fake_results(Path(out), RATIOS[k], {key: v[k] for key, v in SCIENCE.items()} if science else None)
+
+    monkeypatch.setattr(gate, "run_quick_suite", run)
+    return QuickSuite(card=card, workers=1)
+
+
+def test_the_gate_passes_at_the_baseline_and_fails_past_a_tolerance(tmp_path, monkeypatch):
+    suite = fake_suite(tmp_path, monkeypatch)
+    path = tmp_path / "baseline.yml"
+    measure_baseline(path, 5, "perf", tmp_path / "work", suite)
+    only_perf = fake_results(tmp_path / "perf-only", 5.0, None)
+    ok = CliRunner().invoke(app, ["check", str(only_perf), "--baseline", str(path)])
+    assert ok.exit_code == 0, ok.output  # no science baseline yet: the ratios alone are gated
+
+    measure_baseline(path, 5, "science", tmp_path / "work", suite)
+    spec = read_baseline(path)
+    assert len(spec) == 5 and spec[f"{METHOD}/fraction_slower"]["higher_is_better"] is False
+    median = {key: spec[f"{METHOD}/{key}"]["value"] for key in SCIENCE}
+    ok = CliRunner().invoke(app, ["check", str(fake_results(tmp_path / "same", 5.0, median)), "--baseline", str(path)])
+    assert ok.exit_code == 0 and "all 5 metrics within tolerance" in ok.output
+
+    ratio = spec["perf/cpp/qm9x64/ratio_to_reference"]
+    slow = fake_results(tmp_path / "slow", ratio["value"] - 1.01 * ratio["tolerance"], median)
+    bad = CliRunner().invoke(app, ["check", str(slow), "--baseline", str(path)])
+    assert bad.exit_code == 1 and "perf/cpp/qm9x64/ratio_to_reference" in bad.output
+
+    slower = spec[f"{METHOD}/fraction_slower"]
+    worse = median | {"fraction_slower": slower["value"] + 1.01 * slower["tolerance"]}
+    bad = CliRunner().invoke(app, ["check", str(fake_results(tmp_path / "worse", 5.0, worse)), "--baseline", str(path)])
+    assert bad.exit_code == 1 and f"{METHOD}/fraction_slower" in bad.output
+
+    better = median | {"fraction_slower": 0.0, "median_speedup": 0.9}  # one-sided: improvements pass
+    ok = CliRunner().invoke(app, ["check", str(fake_results(tmp_path / "better", 9.0, better)), "--baseline",
+                                  str(path)])
+    assert ok.exit_code == 0
+
+
+def test_science_baseline_needs_the_card(tmp_path):
+    with pytest.raises(InputError, match="does not exist yet"):
+        measure_baseline(tmp_path / "b.yml", 3, "science", tmp_path, QuickSuite(card=tmp_path / "none.yml"))
+
+
+def test_missing_card_skips_the_science_run(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(gate, "_call", lambda cmd, stdout=None: calls.append(cmd))
+    (tmp_path / "summary.json").write_text("{}")  # a previous gate's: removed, never checked again
+    gate.run_quick_suite(tmp_path, QuickSuite(card=tmp_path / "none.yml"), perf=False)
+    assert calls == [] and not (tmp_path / "summary.json").exists()
+    assert "science metrics skipped" in capsys.readouterr().err
+    suite = QuickSuite(card=Path(__file__), n_molecules=7, workers=1)
+    gate.run_quick_suite(tmp_path, suite)
+    run, perf = calls
+    assert run[3:5] == ["run", "--out"] and "--seeds" in run and run[run.index("-n") + 1] == "7"
+    assert perf[-3:] == ["perf", "--quick", "--json"]
