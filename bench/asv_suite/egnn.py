@@ -1,38 +1,57 @@
-"""Speed of the denoiser network per backend (asv ``time_*``), at QM9 sizes.
+"""Speed and memory of the denoiser network per backend (asv ``time_*``, ``peakmem_*``).
 
-Inputs are built in ``setup`` (untimed) from a seeded random QM9-like batch, so the
-suite imports and runs on any version of the project.
+Parameterised by backend and size, so one asv plot compares the backends at QM9
+size (a ragged batch of 16 shipped QM9 test molecules) and DRUGS size (4 shipped
+drugs-xtb test molecules). Inputs are built in the untimed ``setup``.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from ._inputs import BACKENDS, SIZES, evaluate, molecules, network, network_inputs
+
+
+class EGNNLayer:
+    """One fused equivariant block (EDM's nf 256 block, with the embeddings around it)."""
+
+    params = (BACKENDS, SIZES)
+    param_names = ["backend", "size"]
+    timeout = 300
+
+    def setup(self, backend: str, size: str) -> None:
+        self.model = network(backend, n_layers=1)
+        self.args = network_inputs(self.model, molecules(size))
+
+    def time_egnn_layer(self, backend: str, size: str) -> None:
+        evaluate(self.model, *self.args)
 
 
 class EGNNNetwork:
-    params = (["torch", "cpp", "onnx"], [1, 64])
-    param_names = ["backend", "n_molecules"]
+    """The whole network (EDM's QM9 network: nf 256, 9 blocks)."""
+
+    params = (BACKENDS, SIZES)
+    param_names = ["backend", "size"]
     timeout = 300
 
-    def setup(self, backend: str, n_molecules: int) -> None:
-        import torch
+    def setup(self, backend: str, size: str) -> None:
+        self.model = network(backend)
+        self.args = network_inputs(self.model, molecules(size))
 
-        from edm_core import EDMConfig, EDMDenoiser
+    def time_egnn_network(self, backend: str, size: str) -> None:
+        evaluate(self.model, *self.args)
 
-        torch.manual_seed(0)
-        rng = np.random.default_rng(0)
-        sizes = rng.choice(np.arange(12, 27), size=n_molecules)
-        mols = [(rng.choice([1, 6, 7, 8], size=n), rng.normal(scale=1.5, size=(n, 3))) for n in sizes]
-        self.model = EDMDenoiser(EDMConfig()).eval()
-        try:
-            self.model.use_backend(backend)
-        except ValueError as exc:  # backend not built here: asv records the benchmark as skipped
-            raise NotImplementedError(str(exc)) from exc
-        x, one_hot, charges, self.mask = self.model.pack(mols)
-        self.z = self.model.normalize(x, one_hot, charges, self.mask)
-        self.t = torch.full((n_molecules, 1), 0.05)
-        self.torch = torch
 
-    def time_egnn_network(self, backend: str, n_molecules: int) -> None:
-        with self.torch.no_grad():
-            self.model.model.predict_noise(self.z, self.t, self.mask)
+class EGNNNetworkMemory:
+    """Peak resident memory of a process evaluating the whole network at DRUGS size
+    (the padded torch reference holds B x N x N x nf pair tensors; the fused
+    backends reduce pairs on the fly)."""
+
+    params = (BACKENDS,)
+    param_names = ["backend"]
+    timeout = 300
+
+    def setup(self, backend: str) -> None:
+        self.model = network(backend)
+        self.args = network_inputs(self.model, molecules("drugs"))
+
+    def peakmem_egnn_network(self, backend: str) -> None:
+        evaluate(self.model, *self.args)
