@@ -363,8 +363,8 @@ def build_dataset(
             # Stopped (Ctrl-C, SIGINT or SIGTERM): drop queued molecules without
             # waiting for running ones (their workers die with this process), and
             # write what is done.
+            _stop_workers(pool)  # first: shutdown forgets the worker processes, and exit would wait for them
             pool.shutdown(wait=False, cancel_futures=True)
-            _stop_workers(pool)  # or interpreter exit would wait for their current molecules
             finalise()
             raise
         else:
