@@ -42,3 +42,23 @@ datasets-readme: setup
 
 clean:
 	rm -rf build $(VENV) .pytest_cache runs
+
+# The CI regression gate (bench/gate.py): a seeded 20-molecule run with the shipped
+# checkpoint (skipped, with a message, until bench.cards.DEFAULT_CARD exists) and
+# `perf --quick`, one OpenMP thread each, checked against bench/baseline.yml.
+.PHONY: gate baseline-perf baseline-science asv-quick
+gate: setup
+	$(BIN)/edm-bench gate
+
+# Re-measure the baseline's noise (K = 5 repeats each; value = median,
+# tolerance = 4 (speed) or 3 (science) x the sample std; the other part is kept).
+baseline-perf: setup
+	$(BIN)/edm-bench baseline --part perf --repeats 5
+
+baseline-science: setup
+	$(BIN)/edm-bench baseline --part science --repeats 5
+
+# The asv suite once, in the development environment (no environment build).
+asv-quick: setup
+	$(BIN)/asv machine --yes
+	$(BIN)/asv run --quick --show-stderr -E existing:$(abspath $(BIN))/python
