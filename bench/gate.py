@@ -23,6 +23,7 @@ so any change is a change of the code.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import statistics
@@ -35,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from bench.cards import DEFAULT_CARD
+from bench.cards import DEFAULT_CARD, read_card
 from bench.check import PERF_FILE, observed_metrics
 from bench.errors import InputError
 
@@ -97,12 +98,6 @@ def _call(cmd: list[str], stdout: Path | None = None) -> None:
 def science_metric_names(card_key: str, n_steps: int) -> list[str]:
     """The gated metric names of the denoiser's row in a run's summary.json."""
     return [f"{card_key}/n={n_steps}/{key}" for key in SCIENCE_KEYS]
-
-
-def card_key(card: Path) -> str:
-    from bench.cards import read_card
-
-    return read_card(card)["key"]
 
 
 def run_quick_suite(out: Path, suite: QuickSuite = QuickSuite(), denoiser_seed: int = 0, science: bool = True,
@@ -187,15 +182,17 @@ def perf_metric_names(observed: Mapping[str, float]) -> list[str]:
                   and name.split("/")[1] not in PERF_NOT_GATED)
 
 
-def write_baseline(path: Path, entries: Mapping[str, dict[str, Any]], part: str, command: str) -> Path:
+def write_baseline(path: Path, entries: Mapping[str, dict[str, Any]], part: str, command: str,
+                   varied: str) -> Path:
     """Write ``entries`` as the ``part`` (``science`` or ``perf``) of the baseline
-    file, keeping the other part's metrics and provenance as they are."""
+    file, keeping the other part's metrics and provenance as they are; ``varied``
+    says what differed between the repeats."""
     path = Path(path)
     doc = yaml.safe_load(path.read_text()) if path.is_file() else {}
     doc = doc if isinstance(doc, dict) else {}
     kept = {k: v for k, v in (doc.get("metrics") or {}).items() if _part(k) != part}
     provenance = dict(doc.get("provenance") or {})
-    provenance[part] = {"command": command, "date": datetime.date.today().isoformat(),
+    provenance[part] = {"command": command, "date": datetime.date.today().isoformat(), "varied": varied,
                         "rule": f"value = median of K repeats; tolerance = {MULTIPLE[part]:g} x sample std "
                                 "(ddof = 1) of the K values (bench/gate.py)"}
     doc = {"provenance": provenance, "metrics": dict(sorted((kept | dict(entries)).items()))}
@@ -210,28 +207,40 @@ def _part(name: str) -> str:
 def measure_baseline(path: Path, repeats: int, part: str, work: Path, suite: QuickSuite = QuickSuite()) -> Path:
     """Run the quick suite ``repeats`` times and write ``part`` of the baseline file.
 
-    Science repeats use denoiser seeds 0..K-1 and share one oracle store (the
-    MMFF reference relaxations are computed once); speed repeats are K separate
-    ``perf`` processes.
+    Science repeats use denoiser seeds 0..K-1 on the gate's molecules and share
+    one oracle store (the MMFF reference relaxations are computed once). A card
+    with the deterministic sampler (``relaxation.noise_scale: 0``) gives the same
+    result for every seed, so its repeats vary the molecule subset's seed instead:
+    the spread is then how much the metric moves with the molecules chosen.
+    Speed repeats are K separate ``perf`` processes.
     """
     from bench.leaderboard import HIGHER_IS_BETTER
 
     if part not in MULTIPLE:
         raise ValueError(f"unknown baseline part {part!r}, choose from {sorted(MULTIPLE)}")
-    if part == "science" and not suite.card.is_file():
-        raise InputError(f"the shipped checkpoint's card {suite.card} does not exist yet: no science baseline")
+    card = None
+    if part == "science":
+        if not suite.card.is_file():
+            raise InputError(f"the shipped checkpoint's card {suite.card} does not exist yet: no science baseline")
+        card = read_card(suite.card)
+    vary_molecules = card is not None and float(card["relaxation"].get("noise_scale", 1.0)) == 0
+    varied = {"perf": "the process (K separate perf runs)", "science": "the denoiser seed (0..K-1)"}[part]
+    if vary_molecules:
+        varied = "the molecule subset's seed (0..K-1; the card's sampler is deterministic)"
     observed = []
     for k in range(repeats):
-        out = run_quick_suite(Path(work) / f"{part}-{k}", suite, denoiser_seed=k, science=part == "science",
-                              perf=part == "perf", store=Path(work) / "store.sqlite")
+        repeat = dataclasses.replace(suite, molecule_seed=k) if vary_molecules else suite
+        out = run_quick_suite(Path(work) / f"{part}-{k}", repeat, denoiser_seed=0 if vary_molecules else k,
+                              science=part == "science", perf=part == "perf", store=Path(work) / "store.sqlite")
         observed.append(observed_metrics(out))
         print(f"baseline: {part} repeat {k + 1}/{repeats} done", file=sys.stderr)
-    if part == "science":
-        names = science_metric_names(card_key(suite.card), suite.n_steps)
+    if card is not None:
+        names = science_metric_names(card["key"], suite.n_steps)
         directions = HIGHER_IS_BETTER
     else:
         names = perf_metric_names(observed[0])
         directions = {PERF_FIELD: True}
     command = f"edm-bench baseline --part {part} --repeats {repeats}" + (
         f" --n-molecules {suite.n_molecules}" if part == "science" else "")
-    return write_baseline(path, baseline_entries(observed, names, MULTIPLE[part], directions), part, command)
+    entries = baseline_entries(observed, names, MULTIPLE[part], directions)
+    return write_baseline(path, entries, part, command, varied)

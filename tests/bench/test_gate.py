@@ -51,13 +51,13 @@ def test_entries_carry_the_direction_and_refuse_a_missing_metric():
 def test_writing_one_part_keeps_the_other(tmp_path):
     path = tmp_path / "baseline.yml"
     perf = {"perf/cpp/qm9x64/ratio_to_reference": summarise_repeats(RATIOS, 4) | {"higher_is_better": True}}
-    write_baseline(path, perf, "perf", "edm-bench baseline --part perf --repeats 5")
+    write_baseline(path, perf, "perf", "edm-bench baseline --part perf --repeats 5", "the process")
     science = {f"{METHOD}/{k}": summarise_repeats(v, 3) | {"higher_is_better": True} for k, v in SCIENCE.items()}
-    write_baseline(path, science, "science", "edm-bench baseline --part science --repeats 5")
+    write_baseline(path, science, "science", "edm-bench baseline --part science --repeats 5", "the denoiser seed")
     doc = yaml.safe_load(path.read_text())
     assert set(doc["provenance"]) == {"perf", "science"} and "median of K repeats" in doc["provenance"]["perf"]["rule"]
     assert len(read_baseline(path)) == 5
-    write_baseline(path, {}, "science", "again")  # replaces the science part only
+    write_baseline(path, {}, "science", "again", "nothing")  # replaces the science part only
     assert list(read_baseline(path)) == ["perf/cpp/qm9x64/ratio_to_reference"]
 
 
@@ -73,14 +73,14 @@ def fake_results(folder: Path, ratio: float, science: dict[str, float] | None) -
     return folder
 
 
-def fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> QuickSuite:
-    """A suite whose repeats return the synthetic data instead of running anything."""
+def fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noise_scale: float = 1.0) -> QuickSuite:
+    """A suite whose repeats return the synthetic data (repeat k = the seed that varies) instead of running."""
     card = tmp_path / "card.yml"
     card.write_text("key: den-e60\n")
-    monkeypatch.setattr(gate, "card_key", lambda path: "den-e60")
+    monkeypatch.setattr(gate, "read_card", lambda path: {"key": "den-e60", "relaxation": {"noise_scale": noise_scale}})
 
     def run(out, suite, denoiser_seed, science, perf, store):
-        k = denoiser_seed
+        k = denoiser_seed if noise_scale > 0 or not science else suite.molecule_seed
         return fake_results(Path(out), RATIOS[k], {key: v[k] for key, v in SCIENCE.items()} if science else None)
 
     monkeypatch.setattr(gate, "run_quick_suite", run)
@@ -135,3 +135,11 @@ def test_missing_card_skips_the_science_run(tmp_path, monkeypatch, capsys):
     run, perf = calls
     assert run[3:5] == ["run", "--out"] and "--seeds" in run and run[run.index("-n") + 1] == "7"
     assert perf[-3:] == ["perf", "--quick", "--json"]
+
+
+def test_a_deterministic_card_varies_the_molecules(tmp_path, monkeypatch):
+    suite = fake_suite(tmp_path, monkeypatch, noise_scale=0.0)
+    path = measure_baseline(tmp_path / "b.yml", 5, "science", tmp_path / "work", suite)
+    doc = yaml.safe_load(path.read_text())
+    assert "molecule subset" in doc["provenance"]["science"]["varied"]
+    assert doc["metrics"][f"{METHOD}/energy_ratio"]["samples"] == SCIENCE["energy_ratio"]
