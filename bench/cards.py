@@ -32,6 +32,16 @@ from bench.errors import InputError
 #: not exist (it lands when its training finishes).
 DEFAULT_CARD = Path("denoisers/edm-qm9xtb-nf64-t05/epoch_0060/card.yml")
 
+
+def shipped_card() -> Path:
+    """:data:`DEFAULT_CARD` from the working directory or, failing that, from this
+    checkout's root (an editable install); a clear error when it is not there."""
+    for path in (DEFAULT_CARD, Path(__file__).resolve().parents[1] / DEFAULT_CARD):
+        if path.is_file():
+            return path
+    raise InputError(f"the shipped checkpoint's card {DEFAULT_CARD} is not in this checkout")
+
+
 CARD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -242,7 +252,9 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
             "data_overlap": "trained on the train split only; valid and test are disjoint by canonical-SMILES hash",
         },
         "notes": (f"EMA weights (decay {settings.get('ema_decay')}), batch {settings.get('batch_size')}, "
-                  f"lr {settings.get('lr')}" + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")),
+                  f"lr {settings.get('lr')}"
+                  + (f" cosine to {settings['lr_final']}" if settings.get("lr_final") is not None else "")
+                  + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")),
     }
     validate_card(card, str(root))
     return card

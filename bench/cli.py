@@ -99,6 +99,8 @@ def run_cmd(
     oracle: Annotated[str, typer.Option(help="xtb, dft, mmff or uff.")] = "xtb",
     methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
+    shipped_denoiser: Annotated[bool, typer.Option(
+        help="Add the shipped checkpoint (bench.cards.DEFAULT_CARD; `make run` does).")] = False,
     n_steps: Annotated[str, typer.Option(help="Comma-separated start steps n of the denoiser relaxations.")] = "20,30,50",
     seeds: Annotated[str, typer.Option(help="Comma-separated denoiser seeds (metrics pool them).")] = "0,1,2",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
@@ -109,12 +111,14 @@ def run_cmd(
     """Run the relaxation tasks on a dataset split and write tables, summary and report."""
     import os
 
+    from bench.cards import shipped_card
     from bench.runner import RunSettings, print_summary, run
 
+    cards = [*(denoiser or ()), *([shipped_card()] if shipped_denoiser else [])]
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
                            max_atoms=max_atoms, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
-                           denoisers=tuple(str(p) for p in denoiser or ()),
+                           denoisers=tuple(str(p) for p in cards),
                            n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),
                            workers=workers or os.cpu_count() or 1, dask=dask,
                            denoiser_seeds=tuple(int(k) for k in seeds.split(",") if k.strip()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,15 @@ def test_no_path_form_leaves_the_cards_folder_unless_allowed(tmp_path, tiny):
             load_denoiser(write(cards / "x.yml", card("edm-checkpoint", path=path)))
     absolute = write(cards / "abs.yml", card("edm-checkpoint", path=str(tmp_path / "ckpt")))
     assert load_denoiser(absolute, allow_outside=True, backend="torch") is not None
+
+
+def test_the_shipped_card_is_found_from_anywhere_or_refused_clearly(tmp_path, monkeypatch):
+    import bench.cards as cards
+
+    monkeypatch.chdir(tmp_path)  # not the checkout: found through the package's root
+    found = cards.shipped_card()
+    assert found.is_file() and found.name == "card.yml"
+    cards.load_denoiser(found)
+    monkeypatch.setattr(cards, "DEFAULT_CARD", Path("denoisers/none/card.yml"))
+    with pytest.raises(InputError, match="denoisers/none/card.yml is not in this checkout"):
+        cards.shipped_card()
