@@ -75,6 +75,7 @@ def write_leaderboard(df: pd.DataFrame, out_dir: Path) -> None:
     df["report"] = [os.path.relpath(Path(r) / "report.html", out_dir) for r in df["run"]]
     table = df[COLUMNS]
     table.to_csv(out_dir / "leaderboard.csv", index=False)
+    table = table.dropna(axis="columns", how="all")  # the readable views leave out what no run measured
     md = table.assign(report=[f"[report]({p})" for p in table["report"]])
     (out_dir / "leaderboard.md").write_text(
         "# edm-bench leaderboard\n\nRanked by median speedup (1 - oracle steps from the method's output / from "
