@@ -218,3 +218,23 @@ def test_tf32_is_opt_in_and_triton_only():
     model = random_model(16, 1, seed=0)
     with pytest.raises(ValueError, match="allow_tf32 applies to the triton backend only"):
         model.use_backend("cpp", allow_tf32=True)
+
+
+@pytest.mark.parametrize("epoch", [15, 30, 45, 60])
+def test_onnx_round_trips_the_shipped_checkpoints(epoch, rng, tmp_path):
+    """Each shipped checkpoint exported to ONNX loads through its card's path and
+    computes its float64 torch output on ragged QM9-sized molecules."""
+    from pathlib import Path
+
+    from edm_core import load_checkpoint
+    from edm_core.onnx_backend import OnnxNetwork, export_onnx
+
+    root = Path(__file__).resolve().parents[2] / "denoisers" / "edm-qm9xtb-nf64-t05" / f"epoch_{epoch:04d}"
+    model = load_checkpoint(root)
+    export_onnx(model, tmp_path / "shipped.onnx")
+    assert OnnxNetwork(tmp_path / "shipped.onnx").config == model.config
+    mols = molecules(rng, [19, 7, 27])
+    t = rng.uniform(0, 0.05, size=(3, 1))
+    ref64, _ = outputs(model, mols, t, "torch", torch.float64)
+    got, _ = outputs(model, mols, t, "onnx")
+    assert float((got - ref64).abs().max() / ref64.abs().max()) < 1e-4
