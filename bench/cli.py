@@ -191,8 +191,8 @@ def leaderboard_cmd(
 
     df = collect(runs)
     write_leaderboard(df, out)
-    typer.echo(df[[c for c in COLUMNS if c not in ("report", "hardware", "git_revision")]].to_markdown(
-        index=False, floatfmt=".3g"))
+    shown = df[[c for c in COLUMNS if c not in ("report", "hardware", "git_revision")]]
+    typer.echo(shown.dropna(axis="columns", how="all").to_markdown(index=False, floatfmt=".3g"))
     typer.echo(f"wrote {out}/leaderboard.md, .csv, .html")
 
 
