@@ -21,6 +21,7 @@ from torch import nn
 from edm_core.dataset_info import DATASET_INFO, atomic_numbers_of
 from edm_core.diffusion import EnVariationalDiffusion, Noise
 from edm_core.dynamics import EGNNDynamics, remove_mean
+from edm_core.geometry import coincident_atoms_message
 
 
 class ModelInputError(ValueError):
@@ -219,6 +220,8 @@ class EDMDenoiser(nn.Module):
                                   f"atom types {list(self.config.atom_decoder)}")
         if positions.shape != (len(numbers), 3) or not np.all(np.isfinite(positions)):
             raise ModelInputError(f"{name}: positions must be finite with shape ({len(numbers)}, 3)")
+        if (reason := coincident_atoms_message(positions)) is not None:
+            raise ModelInputError(f"{name}: {reason}")
 
     def pack(self, molecules: Sequence[tuple[np.ndarray, np.ndarray]], device: torch.device | str = "cpu"
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:

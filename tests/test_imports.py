@@ -13,8 +13,9 @@ import pytest
     [
         ("bench.reports", ["torch", "tblite", "pyscf", "edm_core"]),
         ("bench.leaderboard", ["torch", "tblite", "pyscf", "edm_core"]),
-        ("bench.oracles", ["tblite", "pyscf", "torch"]),
-        ("bench.data", ["edm_core", "torch", "tblite"]),
+        ("bench.oracles", ["tblite", "pyscf", "torch", "edm_core.model"]),
+        # edm_core.geometry (the coincident-atom check, torch-free) is the one model module data may use
+        ("bench.data", ["edm_core.model", "edm_core.diffusion", "edm_core.checkpoint", "torch", "tblite"]),
         ("kernels", ["edm_core", "bench"]),
     ],
 )

@@ -12,10 +12,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from bench.errors import InputError, UnsupportedMoleculeError
-
-#: Two atoms closer than this (Angstrom) are taken as coincident: no bonded
-#: pair in any molecule of interest is shorter than 0.5 A (H2: 0.74 A).
-MIN_DISTANCE_ANG = 0.3
+from edm_core.geometry import coincident_atoms_message
 
 
 def default_multiplicity(numbers: np.ndarray, charge: int) -> int:
@@ -61,15 +58,8 @@ def check_molecule(
     if not np.all(np.isfinite(positions)):
         rows = np.unique(np.nonzero(~np.isfinite(positions))[0]).tolist()
         raise InputError(f"{name}: non-finite (NaN or inf) coordinates for atom(s) {rows}")
-    if len(numbers) > 1:
-        d = np.linalg.norm(positions[:, None] - positions[None], axis=-1)
-        d[np.diag_indices(len(numbers))] = np.inf
-        i, j = np.unravel_index(np.argmin(d), d.shape)
-        if d[i, j] < MIN_DISTANCE_ANG:
-            raise InputError(
-                f"{name}: atoms {min(i, j)} and {max(i, j)} are {d[i, j]:.3f} A apart "
-                f"(coincident; minimum {MIN_DISTANCE_ANG} A)"
-            )
+    if (reason := coincident_atoms_message(positions)) is not None:
+        raise InputError(f"{name}: {reason}")
     if multiplicity < 1:
         raise InputError(f"{name}: multiplicity must be >= 1, got {multiplicity}")
     n_electrons = int(np.sum(numbers)) - int(charge)

@@ -61,6 +61,8 @@ def test_edge_molecules_are_refused_by_name_or_relaxed_to_finite_positions():
         "silicon": ((np.array([14, 1]), np.array([[0, 0, 0], [1.5, 0, 0]])), r"atomic number \[14\]"),
         "nan": ((np.array([6, 1]), np.array([[0, 0, 0], [np.nan, 0, 0]])), "positions must be finite"),
         "inf": ((np.array([6, 1]), np.array([[0, 0, 0], [0, np.inf, 0]])), "positions must be finite"),
+        "coincident atoms": ((np.array([6, 1, 1]), np.array([[0, 0, 0], [1.1, 0, 0], [0, 0, 0.1]])),
+                             r"atoms 0 and 2 are 0\.100 A apart \(coincident"),
     }
     for name, (mol, reason) in refused.items():
         tally(MALFORMED)
@@ -68,7 +70,6 @@ def test_edge_molecules_are_refused_by_name_or_relaxed_to_finite_positions():
             MODEL.relax([(np.array([6, 1, 1, 1, 1]), methane), mol], 3, seed=0, names=["methane", name])
     accepted = {
         "single atom": (np.array([6]), np.zeros((1, 3))),
-        "coincident atoms": (np.array([6, 1, 1]), np.array([[0, 0, 0], [0, 0, 0], [1.1, 0, 0]])),
         "two fragments": (np.array([6, 1, 8, 1]), np.array([[0, 0, 0], [1.1, 0, 0], [9, 0, 0], [9.97, 0, 0]])),
     }
     for name, (numbers, positions) in accepted.items():
