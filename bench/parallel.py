@@ -15,6 +15,15 @@ from typing import Any, Callable
 #: BLAS or OpenMP pool per process on a busy machine is 3x slower (measured).
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+#: How many times work whose worker process died is submitted again before it is
+#: recorded as failed (oracle calls, dataset molecules). A killed worker (the OOM
+#: killer, a preempted node) is usually transient; a molecule that kills every
+#: worker it meets must still end, as a failure, after a bounded number of tries.
+#: Only local pools need this: Dask reschedules the work of a lost worker itself
+#: (``distributed.scheduler.allowed-failures``) and then raises ``KilledWorker``,
+#: which is not retried again.
+WORKER_RETRIES = 2
+
 
 def _die_with_parent(parent_pid: int) -> None:
     """Worker initializer: on Linux, ask the kernel to SIGTERM this worker when the

@@ -28,7 +28,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import as_completed
+from concurrent.futures import BrokenExecutor, as_completed
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.dataset import SHIPPED_ROOT, FORMAT_VERSION, write_json_atomic, write_split
-from bench.parallel import make_executor
+from bench.parallel import WORKER_RETRIES, make_executor
 from bench.store import ResultStore, settings_hash
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -339,17 +339,21 @@ def build_dataset(
             # so an interrupted build holds a prefix of the SMILES file.
             in_flight = {}
             for i, s in itertools.islice(pending, 2 * n_workers):
-                in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s)
+                in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s, 1)
             while in_flight:
                 fut = next(as_completed(in_flight))
-                i, s = in_flight.pop(fut)
+                i, s, attempt = in_flight.pop(fut)
                 for j, t in itertools.islice(pending, 1):
-                    in_flight[pool.submit(build_molecule, j, t, name, settings)] = (j, t)
+                    in_flight[pool.submit(build_molecule, j, t, name, settings)] = (j, t, 1)
                 try:
                     row = fut.result()
+                except BrokenExecutor as exc:  # its worker died (maybe killed by another molecule): try again
+                    if attempt <= WORKER_RETRIES:
+                        in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s, attempt + 1)
+                        continue
+                    row = _worker_reject(i, s, exc, attempt)
                 except Exception as exc:  # a crashed worker is a reject, not a dead build
-                    row = {"source_index": i, "input_smiles": s, "status": "rejected", "stage": "worker",
-                           "reason": f"{type(exc).__name__}: {exc}"}
+                    row = _worker_reject(i, s, exc, attempt)
                 store.put("build", key(i, s), row)
                 n_rej += row["status"] != "ok"
                 if on_result is not None:
@@ -375,6 +379,13 @@ def build_dataset(
     manifest = finalise()
     store.close()
     return manifest
+
+
+def _worker_reject(source_index: int, smiles: str, exc: BaseException, attempts: int) -> dict[str, Any]:
+    """The record of a molecule whose worker failed ``attempts`` times (a Dask
+    ``KilledWorker``, or a local pool broken more than :data:`WORKER_RETRIES` times)."""
+    return {"source_index": source_index, "input_smiles": smiles, "status": "rejected", "stage": "worker",
+            "reason": f"{type(exc).__name__}: {exc} ({attempts} attempt{'s' * (attempts > 1)})"}
 
 
 def _sigterm_as_interrupt() -> Any:

@@ -33,15 +33,9 @@ from ase.calculators.calculator import Calculator
 
 from bench.data.validate import check_molecule, default_multiplicity
 from bench.errors import InputError, OracleFailure
+from bench.parallel import WORKER_RETRIES
 from bench.store import ResultStore, geometry_hash, settings_hash
 
-#: How many times a computation whose worker process died is submitted again
-#: before it is recorded as failed. A killed worker (the OOM killer, a preempted
-#: node) is usually transient; a molecule that kills every worker it meets must
-#: still end, as a failure, after a bounded number of tries. Dask reschedules
-#: the work of a lost worker itself (``distributed.scheduler.allowed-failures``)
-#: and then raises ``KilledWorker``, which is not retried again here.
-WORKER_RETRIES = 2
 
 OPTIMIZERS: dict[str, str] = {
     "BFGS": "ase.optimize:BFGS",

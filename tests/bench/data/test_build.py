@@ -220,3 +220,37 @@ def test_sigterm_stops_the_build_at_once_and_keeps_what_is_done(tmp_path):
     assert time.time() - t0 < 10  # did not wait for the queue
     manifest = read_manifest(tmp_path / "d")
     assert manifest["source"]["lines_done"] >= 2 and not manifest["source"]["complete"]
+
+
+def test_molecules_of_a_killed_worker_are_built_again_not_rejected(built, tmp_path):
+    """SIGKILL a worker after the first molecule: the pool replaces it, the molecules
+    it (and the broken pool) lost are submitted again, and the dataset equals that of
+    an undisturbed build (content hashes), with no ``worker`` reject."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.reliability import KILLS, LOST, tally
+
+    root, manifest, _ = built
+    killed: list[int] = []
+
+    def kill_a_worker(row: dict) -> None:
+        if killed:
+            return
+        out = subprocess.run(["ps", "ww", "-o", "pid=,args=", "--ppid", str(os.getpid())], capture_output=True,
+                             text=True).stdout
+        workers = [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+        os.kill(workers[0], signal.SIGKILL)
+        killed.append(workers[0])
+
+    again = build_dataset("qm9-xtb", out_dir=tmp_path / "set", smiles_path=root / "in.smi", workers=2,
+                          progress=False, on_result=kill_a_worker)
+    tally(KILLS)
+    assert killed
+    with open(tmp_path / "set" / "rejects.csv", newline="") as fh:
+        stages = [r["stage"] for r in csv.DictReader(fh)]
+    tally(LOST, stages.count("worker"))
+    assert "worker" not in stages
+    assert {s: v["content_sha256"] for s, v in again["splits"].items()} == \
+           {s: v["content_sha256"] for s, v in manifest["splits"].items()}

@@ -13,7 +13,7 @@ from ase import Atoms
 
 from bench.errors import UnsupportedMoleculeError
 from bench.oracles import get_oracle
-from bench.oracles.base import WORKER_RETRIES
+from bench.parallel import WORKER_RETRIES
 from bench.parallel import make_executor
 from bench.store import ResultStore
 from tests.bench.oracles.faults import FaultOracle, charge_offset_ev, with_fault
