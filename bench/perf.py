@@ -9,11 +9,11 @@ depend on the weights):
 * ``relax50`` - an n = 50 relaxation of up to 100 QM9 test molecules, end to end,
   next to the GFN2-xTB relaxation of the same molecules from their MMFF starts.
 
-Every backend is timed in the same process right after the reference, and
-ratios are reported against ``original``, the network in the original EDM
-code's layout (edge lists over all padded pairs, gathers and a scatter-add;
-:class:`OriginalStyleNetwork`), so they survive a noisy machine; absolute times
-are the machine's. ``torch`` is edm-bench's dense reference backend.
+Every backend is timed in the same process, in rounds that run each backend
+once (interleaved, best of the rounds), and ratios are reported against
+``original``, the network in the original EDM code's layout (edge lists over
+all padded pairs, gathers and a scatter-add; :class:`OriginalStyleNetwork`), so
+they survive a noisy machine; absolute times are the machine's. ``torch`` is edm-bench's dense reference backend.
 Achieved GFLOP/s count the useful work of the split formulation (per pair
 2 x 2 nf^2, per node 7 x 2 nf^2 flops per block) against the measured GEMM rate.
 """
@@ -108,15 +108,30 @@ def gemm_rate_gflops(repeats: int = 20) -> float:
     return 2 * 4096 * 256 * 256 * repeats / (time.perf_counter() - t0) / 1e9
 
 
-def _time(fn: Callable[[], object], min_time_s: float) -> float:
-    """Seconds per call (best of the repeats that fit in ``min_time_s``)."""
-    fn()
-    best, spent = float("inf"), 0.0
-    while spent < min_time_s or best == float("inf"):
-        t0 = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t0
-        best, spent = min(best, dt), spent + dt
+def _best_interleaved(fns: dict[str, Callable[[], object]], min_time_s: float, min_rounds: int,
+                      warm_up: bool = True) -> dict[str, float]:
+    """Seconds per call of each function: the best over rounds in which every one
+    runs once, in a rotated order, until ``min_time_s`` per function and
+    ``min_rounds`` rounds are spent.
+
+    Interleaved, so that a burst of load from another process hits every backend
+    of a round alike instead of one backend's block; the best, because load
+    only adds time. Measured here: the spread of the ratios over repeated runs
+    is what the CI gate's tolerances are made of (bench/baseline.yml).
+    """
+    names = list(fns)
+    for name in names if warm_up else ():  # allocations, lazy initialisation, caches
+        fns[name]()
+    best = dict.fromkeys(names, float("inf"))
+    spent = dict.fromkeys(names, 0.0)
+    rounds = 0
+    while rounds < min_rounds or min(spent.values()) < min_time_s:
+        for name in names[rounds % len(names):] + names[:rounds % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            dt = time.perf_counter() - t0
+            best[name], spent[name] = min(best[name], dt), spent[name] + dt
+        rounds += 1
     return best
 
 
@@ -135,7 +150,7 @@ def _cases(quick: bool) -> dict[str, list[tuple[np.ndarray, np.ndarray]]]:
     qm9_types = np.array([1, 6, 7, 8, 9])
     drugs = [(np.where(np.isin(r.numbers, qm9_types), r.numbers, 6), r.start_positions)
              for r in drugs_set[: (4 if quick else 16)]]
-    cases = {"single": [single], "qm9x64": mols[:64], "relax50": mols}
+    cases = {"single": [single], "qm9x64": mols[:64], "relax50": mols[: (8 if quick else 100)]}
     if drugs:
         cases["drugs"] = drugs
     return cases
@@ -159,44 +174,50 @@ def run_perf(backends: list[str], quick: bool = False, min_time_s: float = 1.0, 
     order = ["original", "torch"] + [b for b in backends if b not in ("torch", "original")]
     for case, mols in cases.items():
         sizes = np.array([len(n) for n, _ in mols])
-        ref_s, ref_out = None, None
+        evals = 51 if case == "relax50" else 1
+        fns = {backend: _case_function(reference, backend, case, mols) for backend in order}
+        if case == "relax50":  # seconds per call (51 evaluations): two rounds, no warm-up call
+            seconds = _best_interleaved(fns, 0.0, min_rounds=2, warm_up=False)
+        else:
+            seconds = _best_interleaved(fns, min_time_s, min_rounds=5)
+        torch_out = fns["torch"]().double() if case != "relax50" else None
         for backend in order:
-            model = copy.deepcopy(reference)
-            if backend == "original":
-                model.model.__dict__["inference_network"] = OriginalStyleNetwork(model.model.dynamics)
-            elif backend == "triton-tf32":  # opt-in lower precision: its error is in the table
-                model.use_backend("triton", allow_tf32=True)
-            else:
-                model.use_backend(backend)
-            if case == "relax50":
-                fn = lambda: model.relax(mols, 50, seed=0)  # noqa: E731
-                evals = 51
-            else:
-                x, one_hot, charges, mask = model.pack(mols)
-                z = model.normalize(x, one_hot, charges, mask)
-                t = torch.full((len(mols), 1), 0.05)
-
-                def fn(model=model, z=z, t=t, mask=mask) -> object:
-                    with torch.no_grad():
-                        return model.model.predict_noise(z, t, mask)
-
-                evals = 1
-            seconds = _time(fn, min_time_s if case != "relax50" else 0.0)
-            ref_s = seconds if backend == "original" else ref_s
-            gflops = useful_flops(sizes, config.nf, config.n_layers) * evals / seconds / 1e9
             error = float("nan")
-            if case != "relax50":  # the network output against the torch reference's
-                out = fn().double()
-                ref_out = ref_out if backend != "torch" else out
-                if ref_out is not None:
-                    error = float((out - ref_out).abs().max() / ref_out.abs().max())
-            records.append(PerfRecord(backend, case, len(mols), 1000 * seconds / len(mols),
-                                      evals * len(mols) / seconds, ref_s / seconds, gflops, gflops / gemm, error))
+            if torch_out is not None and backend != "original":  # the network output against torch's
+                error = float((fns[backend]().double() - torch_out).abs().max() / torch_out.abs().max())
+            gflops = useful_flops(sizes, config.nf, config.n_layers) * evals / seconds[backend] / 1e9
+            records.append(PerfRecord(backend, case, len(mols), 1000 * seconds[backend] / len(mols),
+                                      evals * len(mols) / seconds[backend], seconds["original"] / seconds[backend],
+                                      gflops, gflops / gemm, error))
             if progress:
-                print(f"  {case:8s} {backend:6s} {1000 * seconds / len(mols):9.2f} ms/molecule", flush=True)
+                print(f"  {case:8s} {backend:11s} {1000 * seconds[backend] / len(mols):9.2f} ms/molecule", flush=True)
     records.append(_xtb_record(cases["relax50"][: (4 if quick else 20)]))
     records.append(PerfRecord("gemm", "roofline", 0, 0.0, 0.0, 0.0, gemm, 1.0))
     return records
+
+
+def _case_function(reference: Any, backend: str, case: str, mols: list[tuple[np.ndarray, np.ndarray]]
+                   ) -> Callable[[], torch.Tensor]:
+    """One call of ``case`` on a copy of ``reference`` running ``backend``: an n = 50
+    relaxation (``relax50``, returns the positions) or one network evaluation."""
+    model = copy.deepcopy(reference)
+    if backend == "original":
+        model.model.__dict__["inference_network"] = OriginalStyleNetwork(model.model.dynamics)
+    elif backend == "triton-tf32":  # opt-in lower precision: its error is in the table
+        model.use_backend("triton", allow_tf32=True)
+    else:
+        model.use_backend(backend)
+    if case == "relax50":
+        return lambda: model.relax(mols, 50, seed=0).positions  # noqa: E731
+    x, one_hot, charges, mask = model.pack(mols)
+    z = model.normalize(x, one_hot, charges, mask)
+    t = torch.full((len(mols), 1), 0.05)
+
+    def evaluate() -> torch.Tensor:
+        with torch.no_grad():
+            return model.model.predict_noise(z, t, mask)
+
+    return evaluate
 
 
 def _xtb_record(mols: list[tuple[np.ndarray, np.ndarray]]) -> PerfRecord:
