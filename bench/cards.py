@@ -42,6 +42,15 @@ def shipped_card() -> Path:
     raise InputError(f"the shipped checkpoint's card {DEFAULT_CARD} is not in this checkout")
 
 
+def shipped_cards() -> list[Path]:
+    """The shipped final checkpoint's cards: :data:`DEFAULT_CARD` (the study's
+    ancestral sampler) and, when shipped beside it, ``card-deterministic.yml``
+    (the same weights with the deterministic sampler, our extension)."""
+    card = shipped_card()
+    deterministic = card.with_name("card-deterministic.yml")
+    return [card, deterministic] if deterministic.is_file() else [card]
+
+
 CARD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",

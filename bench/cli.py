@@ -100,7 +100,8 @@ def run_cmd(
     methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
     shipped_denoiser: Annotated[bool, typer.Option(
-        help="Add the shipped checkpoint (bench.cards.DEFAULT_CARD; `make run` does).")] = False,
+        help="Add the shipped checkpoint, with the study's sampler (bench.cards.DEFAULT_CARD) and the deterministic "
+             "one (card-deterministic.yml beside it); `make run` does.")] = False,
     n_steps: Annotated[str, typer.Option(help="Comma-separated start steps n of the denoiser relaxations.")] = "20,30,50",
     seeds: Annotated[str, typer.Option(help="Comma-separated denoiser seeds (metrics pool them).")] = "0,1,2",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
@@ -111,10 +112,10 @@ def run_cmd(
     """Run the relaxation tasks on a dataset split and write tables, summary and report."""
     import os
 
-    from bench.cards import shipped_card
+    from bench.cards import shipped_cards
     from bench.runner import RunSettings, print_summary, run
 
-    cards = [*(denoiser or ()), *([shipped_card()] if shipped_denoiser else [])]
+    cards = [*(denoiser or ()), *(shipped_cards() if shipped_denoiser else [])]
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
                            max_atoms=max_atoms, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,

@@ -165,6 +165,11 @@ def test_the_shipped_card_is_found_from_anywhere_or_refused_clearly(tmp_path, mo
     found = cards.shipped_card()
     assert found.is_file() and found.name == "card.yml"
     cards.load_denoiser(found)
+    # the same weights with the deterministic sampler ride along when shipped
+    both = cards.shipped_cards()
+    assert both[0] == found and [c.name for c in both[1:]] == ["card-deterministic.yml"]
+    deterministic, ancestral = cards.read_card(both[1]), cards.read_card(found)
+    assert deterministic["relaxation"]["noise_scale"] == 0 and deterministic["model"] == ancestral["model"]
     monkeypatch.setattr(cards, "DEFAULT_CARD", Path("denoisers/none/card.yml"))
     with pytest.raises(InputError, match="denoisers/none/card.yml is not in this checkout"):
         cards.shipped_card()
