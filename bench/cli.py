@@ -219,16 +219,21 @@ def perf_cmd(
     backends: Annotated[str, typer.Option(help="Comma-separated: torch, cpp, onnx, triton, triton-tf32 (GPU, "
                                                 "opt-in TF32), or 'auto' for all available here.")] = "auto",
     quick: Annotated[bool, typer.Option(help="Smaller cases (for CI).")] = False,
+    cases: Annotated[str, typer.Option(help="Comma-separated subset of single, qm9x64, drugs, relax50 "
+                                            "(relax50 also times the xTB relaxation).")] = "single,qm9x64,relax50,drugs",
     as_json: Annotated[bool, typer.Option("--json", help="Print the records as JSON.")] = False,
 ) -> None:
-    """Network evaluations per second per backend, with ratios to the torch reference."""
+    """Network evaluations per second per backend, with ratios to the original-style network."""
     from edm_core.backends import BACKENDS
 
     from bench.perf import format_table, records_as_dicts, run_perf
 
     names = [n for n, info in BACKENDS.items() if info().available] if backends == "auto" else \
         [b.strip() for b in backends.split(",") if b.strip()]
-    records = run_perf(names, quick=quick, progress=not as_json)
+    try:
+        records = run_perf(names, quick=quick, progress=not as_json, only=[c.strip() for c in cases.split(",")])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--cases") from exc
     typer.echo(json.dumps(records_as_dicts(records), indent=1) if as_json else format_table(records))
 
 

@@ -28,3 +28,14 @@ def test_perf_records_ratios_and_errors_for_every_backend(rng):
     assert table[("torch", "qm9x64")].max_rel_error == 0.0
     assert table[("cpp", "qm9x64")].max_rel_error < 1e-4 and table[("onnx", "single")].max_rel_error < 1e-4
     assert ("xtb", "relax_fmax0.03") in table and ("gemm", "roofline") in table
+
+
+def test_perf_times_only_the_cases_asked_for_and_names_unknown_ones(rng):
+    mols = [(rng.choice([1, 6, 8], size=n), rng.normal(scale=1.3, size=(n, 3))) for n in (6, 9)]
+    cases = {"single": mols[:1], "qm9x64": mols, "relax50": mols}
+    records = run_perf(["cpp"], min_time_s=0.0, progress=False, config=EDMConfig(nf=16, n_layers=2), cases=cases,
+                       only=["single"])
+    assert {(r.backend, r.case) for r in records} == {("original", "single"), ("torch", "single"), ("cpp", "single"),
+                                                      ("gemm", "roofline")}
+    with pytest.raises(ValueError, match=r"unknown case\(s\) \['qm9x46'\]"):
+        run_perf(["cpp"], progress=False, config=EDMConfig(nf=16, n_layers=2), cases=cases, only=["qm9x46"])
