@@ -30,7 +30,7 @@ from bench.errors import InputError
 #: place that the asv suite, the CI gate (``edm-bench gate``, ``edm-bench baseline``)
 #: and the command line take it from. Consumers skip with a message while it does
 #: not exist (it lands when its training finishes).
-DEFAULT_CARD = Path("denoisers/edm-qm9xtb-nf64-t05/epoch_0060/card.yml")
+DEFAULT_CARD = Path("denoisers/edm-qm9xtb-nf64-t05/epoch_0120/card.yml")
 
 
 def shipped_card() -> Path:
