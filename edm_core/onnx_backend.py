@@ -113,8 +113,13 @@ class OnnxNetwork:
         import onnxruntime as ort
 
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        # The CPU thread budget the user gave torch (--threads, OMP_NUM_THREADS):
+        # onnxruntime would otherwise take every core, whatever the run asked for.
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(data, providers=providers())
+            self.session = ort.InferenceSession(data, sess_options=options, providers=providers())
         except Exception as exc:  # onnxruntime raises its own types for bad files
             raise OnnxSignatureError(f"{source}: not a loadable ONNX model ({exc})") from exc
         check_signature(self.session, n_columns, source)

@@ -130,6 +130,21 @@ def test_onnx_backend_round_trips_with_dynamic_axes(rng, tmp_path):
         assert torch.all(got[~mask[..., 0].bool()] == 0)
 
 
+def test_onnx_sessions_use_the_thread_budget_given_to_torch(tmp_path):
+    """``--threads`` / OMP_NUM_THREADS reach onnxruntime, which would otherwise take every core."""
+    from edm_core.onnx_backend import OnnxNetwork, export_onnx
+
+    export_onnx(random_model(8, 1, seed=1), tmp_path / "model.onnx")
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            options = OnnxNetwork(tmp_path / "model.onnx").session.get_session_options()
+            assert (options.intra_op_num_threads, options.inter_op_num_threads) == (n, 1)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_onnx_with_the_wrong_signature_is_refused(tmp_path):
     import onnx
     from onnx import TensorProto, helper
