@@ -13,8 +13,8 @@ Every backend is timed in the same process, in rounds that run each backend
 once (interleaved, best of the rounds), and ratios are reported against
 ``original``, the network in the original EDM code's layout (edge lists over
 all padded pairs, gathers and a scatter-add; :class:`OriginalStyleNetwork`), so
-they survive a noisy machine; absolute times are the machine's. ``torch`` is edm-bench's dense reference backend.
-Achieved GFLOP/s count the useful work of the split formulation (per pair
+they survive a noisy machine; absolute times are the machine's. ``torch`` is
+edm-bench's dense reference backend. Achieved GFLOP/s count the useful work of the split formulation (per pair
 2 x 2 nf^2, per node 7 x 2 nf^2 flops per block) against the measured GEMM rate.
 """
 
@@ -167,16 +167,16 @@ def run_perf(backends: list[str], quick: bool = False, min_time_s: float = 1.0, 
     """
     from edm_core import EDMConfig, EDMDenoiser
 
-    torch.manual_seed(0)
-    config = config or EDMConfig()
-    reference = EDMDenoiser(config).eval()
-    gemm = gemm_rate_gflops()
     cases = cases or _cases(quick)
-    if only is not None:
+    if only is not None:  # checked before any timing
         unknown = sorted(set(only) - set(cases))
         if unknown:
             raise ValueError(f"unknown case(s) {unknown}, choose from {sorted(cases)}")
         cases = {name: mols for name, mols in cases.items() if name in only}
+    torch.manual_seed(0)
+    config = config or EDMConfig()
+    reference = EDMDenoiser(config).eval()
+    gemm = gemm_rate_gflops()
     records: list[PerfRecord] = []
     order = ["original", "torch"] + [b for b in backends if b not in ("torch", "original")]
     for case, mols in cases.items():
