@@ -28,6 +28,14 @@ def built(tmp_path_factory):
     return root, manifest, calls
 
 
+def worker_pids(parent_pid: int) -> list[int]:
+    """The spawned worker processes of ``parent_pid`` (not multiprocessing's resource tracker)."""
+    import subprocess
+
+    out = subprocess.run(["ps", "ww", "-o", "pid=,args=", "--ppid", str(parent_pid)], capture_output=True, text=True)
+    return [int(line.split()[0]) for line in out.stdout.splitlines() if "spawn_main" in line]
+
+
 def all_records(path):
     return [r for split in ("train", "valid", "test") for r in load_dataset(path, split, verify=True)]
 
@@ -172,9 +180,7 @@ def test_killing_the_driver_kills_its_workers(tmp_path):
     driver = subprocess.Popen([sys.executable, "-c", code])
 
     def children() -> list[int]:
-        """The driver's worker processes (not multiprocessing's resource tracker)."""
-        out = subprocess.run(["ps", "ww", "-o", "pid=,args=", "--ppid", str(driver.pid)], capture_output=True, text=True)
-        return [int(line.split()[0]) for line in out.stdout.splitlines() if "spawn_main" in line]
+        return worker_pids(driver.pid)
 
     deadline = time.time() + 60
     while len(children()) < 2 and time.time() < deadline:
@@ -228,7 +234,6 @@ def test_molecules_of_a_killed_worker_are_built_again_not_rejected(built, tmp_pa
     an undisturbed build (content hashes), with no ``worker`` reject."""
     import os
     import signal
-    import subprocess
 
     from tests.reliability import KILLS, LOST, tally
 
@@ -238,9 +243,7 @@ def test_molecules_of_a_killed_worker_are_built_again_not_rejected(built, tmp_pa
     def kill_a_worker(row: dict) -> None:
         if killed:
             return
-        out = subprocess.run(["ps", "ww", "-o", "pid=,args=", "--ppid", str(os.getpid())], capture_output=True,
-                             text=True).stdout
-        workers = [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+        workers = worker_pids(os.getpid())
         os.kill(workers[0], signal.SIGKILL)
         killed.append(workers[0])
 
