@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Annotated, Optional
 
 import typer
@@ -97,6 +98,9 @@ def run_cmd(
     tasks: Annotated[str, typer.Option(help="Comma-separated: energy-ratio, relax-speedup, force-alignment.")
                      ] = "energy-ratio,relax-speedup,force-alignment",
     oracle: Annotated[str, typer.Option(help="xtb, dft, mmff or uff.")] = "xtb",
+    oracle_option: Annotated[Optional[list[str]], typer.Option(
+        "--oracle-option", help="Oracle setting KEY=VALUE (repeatable; the value is read as YAML), e.g. "
+                                "density_fit=true for dft.")] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
     shipped_denoiser: Annotated[bool, typer.Option(
@@ -117,7 +121,7 @@ def run_cmd(
 
     cards = [*(denoiser or ()), *(shipped_cards() if shipped_denoiser else [])]
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
-                           max_atoms=max_atoms, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                           oracle_settings=_key_values(oracle_option or ()), max_atoms=max_atoms, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in cards),
                            n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),
@@ -235,6 +239,19 @@ def perf_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--cases") from exc
     typer.echo(json.dumps(records_as_dicts(records), indent=1) if as_json else format_table(records))
+
+
+def _key_values(items: Sequence[str]) -> dict[str, object]:
+    """``["a=1", "b=true"]`` as ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--oracle-option")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def _floats(text: Optional[str]) -> Optional[tuple[float, ...]]:

@@ -29,6 +29,11 @@ class UnsupportedMoleculeError(InputError):
     (an element it lacks, an open shell it does not support, ...)."""
 
 
+class SettingsError(EdmBenchError, ValueError):
+    """A setting the user gave is unknown or out of range (e.g. an oracle setting
+    the oracle does not have); raised before any calculation."""
+
+
 class OracleFailure(EdmBenchError, CalculationFailed):
     """An oracle calculation was started and failed: SCF not converged, NaN or
     infinite energy or forces, or an exception inside the quantum-chemistry code.

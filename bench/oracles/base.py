@@ -32,7 +32,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from bench.data.validate import check_molecule, default_multiplicity
-from bench.errors import InputError, OracleFailure
+from bench.errors import InputError, OracleFailure, SettingsError
 from bench.parallel import WORKER_RETRIES
 from bench.store import ResultStore, geometry_hash, settings_hash
 
@@ -126,6 +126,10 @@ class Oracle:
     elements: ClassVar[frozenset[int] | None] = None
 
     def __init__(self, store: ResultStore | None = None, executor: Executor | None = None, **settings: Any) -> None:
+        known = {f.name for f in dataclasses.fields(self.Settings)} if dataclasses.is_dataclass(self.Settings) else set()
+        unknown = sorted(set(settings) - known)
+        if unknown:
+            raise SettingsError(f"oracle {self.name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
         self.settings = self.Settings(**settings)
         self.store = store
         self.executor = executor

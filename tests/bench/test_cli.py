@@ -28,3 +28,17 @@ def test_a_bad_input_file_is_one_clear_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: ") and "bad.xyz (record 1)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_oracle_options_are_typed_and_unknown_ones_are_one_clear_line(tmp_path):
+    from bench.cli import _key_values
+
+    assert _key_values(["density_fit=true", "grid_level=4", "xc=b3lypg"]) == {
+        "density_fit": True, "grid_level": 4, "xc": "b3lypg"}
+    bad_form = CliRunner().invoke(app, ["run", "--oracle-option", "density_fit", "--out", str(tmp_path / "r")])
+    assert bad_form.exit_code == 2 and "KEY=VALUE" in bad_form.output
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", "-n", "1", "--oracle-option", "density_fit=true",
+                           "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "oracle 'xtb': unknown setting(s) ['density_fit']" in proc.stderr
