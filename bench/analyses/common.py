@@ -13,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, as_completed
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from bench.data.dataset import write_json_atomic
+from bench.errors import EdmBenchError
 from bench.manifest import make_manifest
 from bench.reports.analysis import write_analysis_report
 from bench.store import ResultStore, settings_hash
@@ -78,18 +80,37 @@ def cached_jobs(store: ResultStore | None, kind: str, jobs: Sequence[tuple[str, 
                 executor: Executor | None) -> list[dict]:
     """Run ``fn(*args)`` of each ``(key, fn, args)`` not yet in the store, on the
     executor when there is one (each job is a whole chain: one calculator, one
-    store entry), store the documents, and return them in order."""
+    store entry), and return the documents in order.
+
+    Each document is stored as soon as its job ends, so a run stopped midway keeps
+    the finished chains and a rerun computes only the rest. A job that raises does
+    not stop the others: they are all finished and stored first, then
+    :class:`~bench.errors.EdmBenchError` says how many failed and why.
+    """
     docs: list[dict | None] = [store.get(kind, key) if store is not None else None for key, _, _ in jobs]
     missing = [i for i, doc in enumerate(docs) if doc is None]
-    if executor is None:
-        computed = {i: jobs[i][1](*jobs[i][2]) for i in missing}
-    else:
-        futures = {i: executor.submit(jobs[i][1], *jobs[i][2]) for i in missing}
-        computed = {i: f.result() for i, f in futures.items()}
-    for i, doc in computed.items():
-        if store is not None:
-            store.put(kind, jobs[i][0], doc)
-        docs[i] = doc
+    errors: list[BaseException] = []
+    with tqdm(total=len(missing), desc=f"{kind} jobs", disable=not missing, leave=False) as bar:
+        def keep(i: int, doc: dict) -> None:
+            if store is not None:
+                store.put(kind, jobs[i][0], doc)
+            docs[i] = doc
+            bar.update()
+
+        if executor is None:
+            for i in missing:
+                keep(i, jobs[i][1](*jobs[i][2]))
+        else:
+            futures = {executor.submit(jobs[i][1], *jobs[i][2]): i for i in missing}
+            for future in as_completed(futures):
+                try:
+                    keep(futures[future], future.result())
+                except Exception as exc:  # noqa: BLE001 - reported below, after the others are stored
+                    errors.append(exc)
+    if errors:
+        raise EdmBenchError(f"{len(errors)} of {len(missing)} {kind} jobs failed (the other {len(missing) - len(errors)}"
+                            f" are stored; a rerun computes only the failed ones); first: "
+                            f"{type(errors[0]).__name__}: {errors[0]}") from errors[0]
     return docs  # type: ignore[return-value]
 
 

@@ -136,3 +136,38 @@ def test_bad_input_is_a_clear_error(cards, tmp_path):
     twice = invoke(["generation", "-n", "1", "--denoiser", str(cards[0]), "--denoiser", str(cards[0]),
                     "--out", str(tmp_path / "x")])
     assert "card key 'tiny-e1' is used by another card" in str(twice.exception)
+
+
+def _minus_one(x: int) -> dict:
+    return {"value": -1}
+
+
+def _square(x: int) -> dict:
+    if x == 3:
+        raise RuntimeError("chain 3 broke")
+    return {"value": x * x}
+
+
+@pytest.mark.parametrize("threads", [0, 2], ids=["inline", "executor"])
+def test_cached_jobs_store_each_chain_and_a_failure_stops_none_of_the_others(tmp_path, threads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.analyses.common import cached_jobs
+    from bench.errors import EdmBenchError
+    from bench.store import ResultStore
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    jobs = [(f"k{x}", _square, (x,)) for x in range(6)]
+    executor = ThreadPoolExecutor(threads) if threads else None
+    if executor is None:  # inline: a failure is the caller's error at once, the chains before it are kept
+        with pytest.raises(RuntimeError, match="chain 3"):
+            cached_jobs(store, "demo", jobs, None)
+        assert [store.get("demo", f"k{x}") for x in range(3)] == [{"value": x * x} for x in range(3)]
+    else:
+        with pytest.raises(EdmBenchError, match=r"1 of 6 demo jobs failed \(the other 5 are stored.*chain 3 broke"):
+            cached_jobs(store, "demo", jobs, executor)
+        assert store.get("demo", "k5") == {"value": 25} and store.get("demo", "k3") is None
+    # the rerun computes only what is missing (here: as -1)
+    docs = cached_jobs(store, "demo", [(key, _minus_one, args) for key, _, args in jobs], executor)
+    expected = [0, 1, 4, -1, 16, 25] if executor else [0, 1, 4, -1, -1, -1]
+    assert [d["value"] for d in docs] == expected
