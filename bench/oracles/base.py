@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
+from tqdm import tqdm
 from ase.calculators.calculator import Calculator
 
 from bench.data.validate import check_molecule, default_multiplicity
@@ -266,7 +267,7 @@ class Oracle:
         """
         decode = RelaxResult.from_dict if kind == "relax" else _single_point_from_dict
         results: list[Any] = [None] * len(items)
-        pending: dict[Future, tuple[int, str, int]] = {}
+        todo: list[tuple[int, str]] = []
         for idx, (atoms, name) in enumerate(items):
             try:
                 self.check(atoms, name)
@@ -276,13 +277,20 @@ class Oracle:
             key = self._cache_key(atoms, settings if kind == "relax" else None)
             if self.store is not None and (hit := self.store.get(kind, key)) is not None:
                 results[idx] = decode(hit)
-            elif self.executor is not None:
-                pending[self._submit(kind, atoms, name, settings)] = (idx, key, 1)
             else:
-                try:
-                    results[idx] = self._finish(kind, key, _compute_here(self, kind, atoms, name, settings))
-                except InputError as exc:
-                    results[idx] = _refused(exc, strict, kind, atoms)
+                todo.append((idx, key))
+        bar = tqdm(total=len(todo), desc=f"{self.name} {kind.replace('_', ' ')}s", disable=not todo, leave=False)
+        pending: dict[Future, tuple[int, str, int]] = {}
+        for idx, key in todo:
+            atoms, name = items[idx]
+            if self.executor is not None:
+                pending[self._submit(kind, atoms, name, settings)] = (idx, key, 1)
+                continue
+            try:
+                results[idx] = self._finish(kind, key, _compute_here(self, kind, atoms, name, settings))
+            except InputError as exc:
+                results[idx] = _refused(exc, strict, kind, atoms)
+            bar.update()
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
@@ -298,6 +306,8 @@ class Oracle:
                         pending[retry] = (idx, key, attempt + 1)
                         continue
                     results[idx] = decode(_as_dict(_worker_failure(kind, atoms, exc, attempt)))  # not cached
+                bar.update()
+        bar.close()
         return results
 
     def _submit(self, kind: str, atoms: Atoms, name: str, settings: dict) -> Future:
