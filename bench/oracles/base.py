@@ -279,7 +279,8 @@ class Oracle:
                 results[idx] = decode(hit)
             else:
                 todo.append((idx, key))
-        bar = tqdm(total=len(todo), desc=f"{self.name} {kind.replace('_', ' ')}s", disable=not todo, leave=False)
+        what = "relaxations" if kind == "relax" else "single points"
+        bar = tqdm(total=len(todo), desc=f"{self.name} {what}", disable=not todo, leave=False)
         pending: dict[Future, tuple[int, str, int]] = {}
         for idx, key in todo:
             atoms, name = items[idx]
