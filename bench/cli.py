@@ -4,8 +4,8 @@ is a function callable from Python)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -121,7 +121,8 @@ def run_cmd(
 
     cards = [*(denoiser or ()), *(shipped_cards() if shipped_denoiser else [])]
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
-                           oracle_settings=_key_values(oracle_option or ()), max_atoms=max_atoms, tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
+                           oracle_settings=_key_values(oracle_option or ()), max_atoms=max_atoms,
+                           tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in cards),
                            n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 from ase import Atoms
-from tqdm import tqdm
 from ase.calculators.calculator import Calculator
+from tqdm import tqdm
 
 from bench.data.validate import check_molecule, default_multiplicity
 from bench.errors import InputError, OracleFailure, SettingsError
@@ -127,7 +127,8 @@ class Oracle:
     elements: ClassVar[frozenset[int] | None] = None
 
     def __init__(self, store: ResultStore | None = None, executor: Executor | None = None, **settings: Any) -> None:
-        known = {f.name for f in dataclasses.fields(self.Settings)} if dataclasses.is_dataclass(self.Settings) else set()
+        fields = dataclasses.fields(self.Settings) if dataclasses.is_dataclass(self.Settings) else ()
+        known = {f.name for f in fields}
         unknown = sorted(set(settings) - known)
         if unknown:
             raise SettingsError(f"oracle {self.name!r}: unknown setting(s) {unknown}; known: {sorted(known)}")
