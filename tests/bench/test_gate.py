@@ -33,6 +33,14 @@ def test_tolerance_is_a_multiple_of_the_sample_std():
     assert summarise_repeats([0.5, 0.5, 0.5], multiple=3)["tolerance"] == 0.0  # seed-independent: exact
 
 
+def test_a_relative_floor_widens_a_tolerance_narrower_than_it():
+    tight = summarise_repeats([2.0, 2.01, 1.99, 2.0, 2.0], multiple=4, floor=0.1)
+    assert tight["tolerance"] == pytest.approx(0.2) and tight["floor"] == 0.1  # 4 x 0.007 < 10 % of 2.0
+    wide = summarise_repeats([1.0, 1.2, 0.8, 1.1, 0.9], multiple=3, floor=0.1)
+    assert wide["tolerance"] == pytest.approx(3 * wide["spread"], abs=1e-6)  # the spread rule is wider
+    assert summarise_repeats([-0.5, -0.5], multiple=3, floor=0.1)["tolerance"] == pytest.approx(0.05)  # of |value|
+
+
 @pytest.mark.parametrize("samples", [[1.0], [1.0, float("nan")], [1.0, None]])
 def test_too_few_or_missing_repeats_are_refused(samples):
     with pytest.raises(InputError):
@@ -98,6 +106,8 @@ def test_the_gate_passes_at_the_baseline_and_fails_past_a_tolerance(tmp_path, mo
     measure_baseline(path, 5, "science", tmp_path / "work", suite)
     spec = read_baseline(path)
     assert len(spec) == 5 and spec[f"{METHOD}/fraction_slower"]["higher_is_better"] is False
+    assert spec["perf/cpp/qm9x64/ratio_to_reference"]["floor"] == 0.1  # speed: another machine in CI
+    assert all(spec[f"{METHOD}/{key}"]["floor"] == 0.0 for key in SCIENCE)  # science: the seed spread alone
     median = {key: spec[f"{METHOD}/{key}"]["value"] for key in SCIENCE}
     ok = CliRunner().invoke(app, ["check", str(fake_results(tmp_path / "same", 5.0, median)), "--baseline", str(path)])
     assert ok.exit_code == 0 and "all 5 metrics within tolerance" in ok.output
