@@ -264,11 +264,15 @@ class Oracle:
 
         A molecule refused while its calculator is built (no force-field
         parameters, say) comes back ``"invalid"``, or with ``strict`` raises its
-        :class:`InputError`, as the one-molecule calls document.
+        :class:`InputError`, as the one-molecule calls document. Items with the
+        same cache key (the same geometry, e.g. a deterministic sampler's output
+        under several seeds) are computed once.
         """
         decode = RelaxResult.from_dict if kind == "relax" else _single_point_from_dict
         results: list[Any] = [None] * len(items)
         todo: list[tuple[int, str]] = []
+        repeats: dict[int, list[int]] = {}  # first index of a key in todo -> later indices with that key
+        first_of: dict[str, int] = {}
         for idx, (atoms, name) in enumerate(items):
             try:
                 self.check(atoms, name)
@@ -278,7 +282,10 @@ class Oracle:
             key = self._cache_key(atoms, settings if kind == "relax" else None)
             if self.store is not None and (hit := self.store.get(kind, key)) is not None:
                 results[idx] = decode(hit)
+            elif key in first_of:
+                repeats.setdefault(first_of[key], []).append(idx)
             else:
+                first_of[key] = idx
                 todo.append((idx, key))
         what = "relaxations" if kind == "relax" else "single points"
         bar = tqdm(total=len(todo), desc=f"{self.name} {what}", disable=not todo, leave=False)
@@ -310,6 +317,9 @@ class Oracle:
                     results[idx] = decode(_as_dict(_worker_failure(kind, atoms, exc, attempt)))  # not cached
                 bar.update()
         bar.close()
+        for idx, copies in repeats.items():
+            for copy in copies:  # a result object of its own, as a cache hit would give
+                results[copy] = decode(_as_dict(results[idx]))
         return results
 
     def _submit(self, kind: str, atoms: Atoms, name: str, settings: dict) -> Future:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import Executor
 
 import numpy as np
 import pytest
@@ -273,6 +274,35 @@ def test_batched_calls_on_worker_processes_match_the_sequential_ones(ethanol, rn
     assert store.count("relax") == 4  # written by this process; the invalid one is not cached
     sps = get_oracle("xtb", store=store).single_point_many(items)
     assert [sp.status for sp in sps] == ["ok"] * 4 + ["invalid"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_geometry_twice_in_a_batch_is_computed_once(ethanol, rng, workers):
+    from bench.parallel import make_executor
+
+    start, other = distorted(ethanol, rng), distorted(ethanol, rng)
+    items = [(start, "seed0"), (other, "other"), (start.copy(), "seed1"), (start.copy(), "seed2")]
+    calls = []
+
+    class Counting(Executor):  # the pool's submissions, counted
+        def __init__(self, pool):
+            self.pool = pool
+
+        def submit(self, fn, *args, **kwargs):
+            calls.append(args)
+            return self.pool.submit(fn, *args, **kwargs)
+
+    if workers:
+        with make_executor(workers, None) as pool:
+            results = get_oracle("xtb", executor=Counting(pool)).relax_many(items)
+    else:
+        oracle = get_oracle("xtb")
+        build = oracle.make_calculator
+        oracle.make_calculator = lambda atoms: calls.append(atoms) or build(atoms)  # one per relaxation
+        results = oracle.relax_many(items)
+    assert len(calls) == 2
+    assert results[0].n_steps == results[2].n_steps == results[3].n_steps and results[2] is not results[0]
+    np.testing.assert_array_equal(results[3].positions_ang, results[0].positions_ang)
 
 
 class _DyingExecutor:
