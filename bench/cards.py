@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +225,19 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
                          f"T={c.diffusion_steps} {c.diffusion_noise_schedule}")
     denoiser.card = card
     return denoiser
+
+
+def load_denoisers(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The denoisers of the cards, keyed by card key (a checkpoint series keeps its
+    order); two cards with one key are refused, as their rows would merge."""
+    denoisers: dict[str, Any] = {}
+    for path in paths:
+        denoiser = load_denoiser(path)
+        key = denoiser.card["key"]
+        if key in denoisers:
+            raise InputError(f"{path}: card key {key!r} is used by another card of this run")
+        denoisers[key] = denoiser
+    return denoisers
 
 
 def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None = None,

@@ -7,8 +7,9 @@ their expected value, a tolerance and a direction::
       edm-small/n=50/median_speedup: {value: 0.12, tolerance: 0.05, higher_is_better: true}
       perf/cpp/qm9x64/ratio_to_reference: {value: 4.0, tolerance: 1.0, higher_is_better: true}
 
-A metric name is ``<method>/<key>`` of a run's ``summary.json`` (RESULTS is a run
-folder), or ``perf/<backend>/<case>/<field>`` of ``edm-bench perf --json`` records
+A metric name is ``<method>/<metric>`` of a run folder (RESULTS), recomputed by
+:mod:`bench.metrics` from the run's per-molecule tables (checked against their
+sha256 in the manifest), or ``perf/<backend>/<case>/<field>`` of ``edm-bench perf --json`` records
 (RESULTS is that JSON file, or a folder holding it as ``perf.json``, as
 ``edm-bench gate`` writes). A value worse than ``value - tolerance`` (or
 ``+ tolerance`` when lower is better) is a regression; a missing metric too.
@@ -33,21 +34,24 @@ PERF_FILE = "perf.json"
 
 
 def observed_metrics(results: Path) -> dict[str, float]:
-    """Flatten a run folder's summary.json and perf.json, or a perf JSON file, into metric names."""
+    """A run folder's metrics (recomputed from its tables) and perf.json, or a perf
+    JSON file, flattened into metric names."""
+    from bench import metrics
+    from bench.artifacts import read_run_tables
+
     results = Path(results)
     if not results.is_dir():
         return _perf_metrics(results)
-    summary_path, perf_path = results / "summary.json", results / PERF_FILE
-    if not summary_path.exists() and not perf_path.exists():
-        raise InputError(f"{results}: neither summary.json nor {PERF_FILE} in the folder")
+    manifest_path, perf_path = results / "manifest.json", results / PERF_FILE
+    if not manifest_path.exists() and not perf_path.exists():
+        raise InputError(f"{results}: neither a run (manifest.json) nor {PERF_FILE} in the folder")
     out = _perf_metrics(perf_path) if perf_path.exists() else {}
-    if summary_path.exists():
-        try:
-            summary = json.loads(summary_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{results}: no readable summary.json ({exc})") from exc
-        out |= {f"{method}/{key}": value for method, metrics in summary["methods"].items()
-                for key, value in metrics.items() if isinstance(value, (int, float))}
+    if manifest_path.exists():
+        _, tables = read_run_tables(results)
+        for row in metrics.summarise(tables, bootstrap=None).to_dict(orient="records"):
+            method = row.pop("method")
+            out |= {f"{method}/{key}": float(value) for key, value in row.items()
+                    if isinstance(value, (int, float)) and value == value}
     return out
 
 

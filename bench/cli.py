@@ -104,12 +104,16 @@ def run_cmd(
     oracle_option: Annotated[Optional[list[str]], typer.Option(
         "--oracle-option", help="Oracle setting KEY=VALUE (repeatable; the value is read as YAML), e.g. "
                                 "density_fit=true for dft.")] = None,
-    methods: Annotated[str, typer.Option(help="Comma-separated baselines (mmff is the reference).")] = "mmff,uff,etkdg",
+    methods: Annotated[str, typer.Option(help="Comma-separated baselines: mmff (the reference), uff, etkdg, ceiling "
+                                              "(the oracle ground state, slightly perturbed), xtb (a GFN2-xTB "
+                                              "pre-relaxation; not under the xtb oracle).")
+                       ] = "mmff,uff,etkdg,ceiling",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
     shipped_denoiser: Annotated[bool, typer.Option(
         help="Add the shipped checkpoint, with the study's sampler (bench.cards.DEFAULT_CARD) and the deterministic "
              "one (card-deterministic.yml beside it); `make run` does.")] = False,
-    n_steps: Annotated[str, typer.Option(help="Comma-separated start steps n of the denoiser relaxations.")] = "20,30,50",
+    n_steps: Annotated[Optional[str], typer.Option(
+        help="Comma-separated start steps n for every denoiser (default: each card's relaxation.n_steps).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated denoiser seeds (metrics pool them).")] = "0,1,2",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
     store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
@@ -128,9 +132,9 @@ def run_cmd(
                            tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
                            methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in cards),
-                           n_steps=tuple(int(n) for n in n_steps.split(",") if n.strip()),
+                           n_steps=_ints(n_steps, "--n-steps"),
                            workers=workers or os.cpu_count() or 1, dask=dask,
-                           denoiser_seeds=tuple(int(k) for k in seeds.split(",") if k.strip()))
+                           denoiser_seeds=_ints(seeds, "--seeds") or ())
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     print_summary(summary)
@@ -192,16 +196,18 @@ def train_cmd(
 
 @app.command("leaderboard")
 def leaderboard_cmd(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (written by `edm-bench run`).")],
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (written by `edm-bench run` or an analysis).")],
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("leaderboard"),
 ) -> None:
-    """Rank the methods of finished runs from their stored artifacts (Markdown, CSV, HTML)."""
-    from bench.leaderboard import COLUMNS, collect, write_leaderboard
+    """Rank the methods of finished runs, one table per benchmark, recomputed from
+    their per-molecule tables (Markdown, CSV, HTML)."""
+    from bench.leaderboard import collect, shown_columns, write_leaderboard
 
-    df = collect(runs)
-    write_leaderboard(df, out)
-    shown = df[[c for c in COLUMNS if c not in ("report", "hardware", "git_revision")]]
-    typer.echo(shown.dropna(axis="columns", how="all").to_markdown(index=False, floatfmt=".3g"))
+    boards = collect(runs)
+    write_leaderboard(boards, out)
+    for board in boards:
+        typer.echo(f"\n{board.caption}\n")
+        typer.echo(board.rows[shown_columns(board)].to_markdown(index=False, floatfmt=".3g"))
     typer.echo(f"wrote {out}/leaderboard.md, .csv, .html")
 
 
@@ -266,8 +272,13 @@ def _floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
     return None if text is None else tuple(float(v) for v in text.split(",") if v.strip())
 
 
-def _ints(text: Optional[str]) -> Optional[tuple[int, ...]]:
-    return None if text is None else tuple(int(v) for v in text.split(",") if v.strip())
+def _ints(text: Optional[str], option: str = "") -> Optional[tuple[int, ...]]:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from exc
 
 
 _THREADS_HELP = "CPU threads for the denoiser (default: torch's choice; 1 on a machine shared with other jobs)."

@@ -47,8 +47,9 @@ from bench.cards import DEFAULT_CARD, read_card
 from bench.check import PERF_FILE, check, observed_metrics
 from bench.errors import InputError
 
-#: The run-folder metrics the gate tracks for the denoiser (directions from the leaderboard).
-SCIENCE_KEYS = ("energy_ratio", "median_speedup", "fraction_slower", "alignment_gap")
+#: The run-folder metrics the gate tracks for the denoiser (directions from :data:`bench.metrics.METRICS`).
+SCIENCE_KEYS = ("energy_ratio", "within_1_kcal_mol", "mean_rmsd_heavy_ang", "median_speedup", "fraction_slower",
+                "alignment_gap")
 #: The perf-record field the gate tracks: speed relative to the original-style network
 #: timed in the same process (absolute times do not survive a shared machine).
 PERF_FIELD = "ratio_to_reference"
@@ -269,7 +270,7 @@ def measure_baseline(path: Path, repeats: int, part: str, work: Path, suite: Qui
     the spread is then how much the metric moves with the molecules chosen.
     Speed repeats are K separate ``perf`` processes.
     """
-    from bench.leaderboard import HIGHER_IS_BETTER
+    from bench.metrics import METRICS
 
     if part not in MULTIPLE:
         raise ValueError(f"unknown baseline part {part!r}, choose from {sorted(MULTIPLE)}")
@@ -291,7 +292,7 @@ def measure_baseline(path: Path, repeats: int, part: str, work: Path, suite: Qui
         print(f"baseline: {part} repeat {k + 1}/{repeats} done", file=sys.stderr)
     if card is not None:
         names = science_metric_names(card["key"], suite.n_steps)
-        directions = HIGHER_IS_BETTER
+        directions = {name: bool(m.higher_is_better) for name, m in METRICS.items()}
     else:
         names = perf_metric_names(observed[0])
         directions = {PERF_FIELD: True}

@@ -1,98 +1,181 @@
-"""``edm-bench leaderboard``: a ranked table over denoisers, built only from the
-runs' stored artifacts (``summary.json`` + ``manifest.json`` of each run folder).
+"""``edm-bench leaderboard``: ranked tables over denoisers, one per benchmark.
 
-One row per (run, method): baselines are ordinary rows. Rows are ranked by
-median speedup (higher is better), ties broken by the energy ratio. Written as
-Markdown, CSV and a sortable HTML page; every row links to its run's report.
-Analysis runs (``edm-bench boltzmann``, ``phases``, ``generation``) add their
-headline columns; each run fills only its own and ranks after the relaxation runs.
+A benchmark is a label: dataset, split, oracle (with its code versions and
+settings), fmax and the molecule subset (its hash). Rows of different labels are
+never ranked against each other. For relaxation runs every number is recomputed
+here by :mod:`bench.metrics` from the runs' per-molecule tables, each checked
+against the sha256 its run's manifest recorded; ``summary.json`` is not read.
+Each table is ranked by its primary metric (:data:`bench.metrics.PRIMARY`,
+named in its caption), and a row is ``tied_with_next`` when a paired bootstrap of
+the per-molecule difference in that metric does not exclude 0. Analysis runs
+(``boltzmann``, ``phases``, ``generation``) get tables of their own, from their
+summaries. Baselines and the ceiling row are ordinary rows.
 """
 
 from __future__ import annotations
 
-import json
+import html
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from bench import metrics
+from bench.artifacts import read_json, read_run_tables
+from bench.columns import Col
 from bench.errors import InputError
 
-COLUMNS = ["rank", "method", "label", "energy_ratio", "median_energy_above_ground_kcal_mol", "median_speedup",
-           "median_speedup_ci95", "tied_with_next", "p25_speedup", "p75_speedup", "fraction_slower", "alignment_gap", "denoiser_ms_per_molecule",
-           "net_saving_s_per_molecule", "total_oracle_s", "n_failed", "boltzmann_u_k", "boltzmann_fit_r2",
-           "boltzmann_median_w1_kcal_mol", "exploration_end_step", "atom_stability", "molecule_stability", "validity",
-           "uniqueness", "novelty", "n_molecules", "hardware", "git_revision", "report"]
-#: Each metric's direction, for readers and for sorting.
-HIGHER_IS_BETTER = {"energy_ratio": True, "median_energy_above_ground_kcal_mol": False, "median_speedup": True,
-                    "p25_speedup": True, "p75_speedup": True, "fraction_slower": False, "alignment_gap": True,
-                    "denoiser_ms_per_molecule": False, "net_saving_s_per_molecule": True, "total_oracle_s": False,
-                    "n_failed": False,
-                    # the analysis runs (`edm-bench boltzmann`, `phases`, `generation`); a run lacks the others' keys
-                    "boltzmann_fit_r2": True, "boltzmann_median_w1_kcal_mol": False, "atom_stability": True,
-                    "molecule_stability": True, "validity": True, "uniqueness": True, "novelty": True}
-#: Reported as they are, with no better direction: u is a scale (K), the end of
-#: exploration a step count to compare with the study's ~50.
-DESCRIPTIVE = ("boltzmann_u_k", "exploration_end_step")
+#: Headline columns of an analysis run's table, with their direction (None: descriptive).
+ANALYSIS_COLUMNS: dict[str, dict[str, bool | None]] = {
+    "boltzmann": {"boltzmann_median_w1_kcal_mol": False, "boltzmann_fit_r2": True, "boltzmann_u_k": None,
+                  "boltzmann_std_ratio": None, "boltzmann_max_abs_shift_kcal_mol": None},
+    "phases": {"final_frac_atoms_valid_valence": True, "exploration_end_step": None},
+    "generation": {"molecule_stability": True, "atom_stability": True, "validity": True, "uniqueness": True,
+                   "novelty": True},
+}
+#: Columns a relaxation benchmark's table shows, in order (the CSV has every metric).
+SHOWN = ["rank", "method", "tied_with_next", "median_speedup", "median_speedup_ci", "energy_ratio",
+         "energy_ratio_ci", "excess_removed", "mean_energy_above_ground_kcal_mol", "within_1_kcal_mol",
+         "mean_rmsd_heavy_ang", "fraction_slower", "alignment_gap", "alignment_gap_fixed_gs",
+         "net_saving_s_per_molecule", "denoiser_ms_per_molecule", "n_seeds", "n_failed", "n_unconverged",
+         "n_excluded"]
 
 
-def collect(run_dirs: Sequence[Path]) -> pd.DataFrame:
-    """One row per (run, method) from the runs' summary and manifest files."""
-    rows = []
-    for run in run_dirs:
-        run = Path(run)
-        try:
-            summary = json.loads((run / "summary.json").read_text())
-            manifest = json.loads((run / "manifest.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(f"{run}: not a finished run folder (summary.json and manifest.json needed: {exc})") from exc
-        hw = manifest.get("hardware", {})
-        for method, metrics in summary["methods"].items():
-            ci = metrics.get("median_speedup_ci95") or [None, None]
-            rows.append({"method": method, "label": summary["label"], "n_molecules": summary["n_molecules"],
-                         **{k: metrics.get(k) for k in (*HIGHER_IS_BETTER, *DESCRIPTIVE)}, "ci_low": ci[0], "ci_high": ci[1],
-                         "hardware": f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}",
-                         "git_revision": manifest.get("git_revision", "unknown"), "run": str(run)})
-    if not rows:
-        raise InputError("no runs given")
-    df = pd.DataFrame(rows)
-    df = df.sort_values(["median_speedup", "energy_ratio"], ascending=False, na_position="last", kind="stable")
+@dataclass
+class Board:
+    """One ranked table: the rows of every run with one label and task."""
+
+    task: str
+    label: str
+    primary: str
+    higher_is_better: bool
+    rows: pd.DataFrame
+    samples: dict[tuple[str, str], dict[str, metrics.Sample]] = field(default_factory=dict, repr=False)
+
+    @property
+    def caption(self) -> str:
+        better = "higher" if self.higher_is_better else "lower"
+        return (f"{self.task}: {self.label}. Ranked by {self.primary} ({better} is better); tied_with_next: the "
+                "paired bootstrap interval of the difference to the next row contains 0.")
+
+
+def _run_rows(run: Path) -> tuple[str, pd.DataFrame, dict, metrics.Bootstrap]:
+    """The label, metric rows and samples of a relaxation run, from its per-molecule tables."""
+    manifest, tables = read_run_tables(run)
+    settings = manifest["settings"]
+    boot = metrics.Bootstrap(**{k: v for k, v in settings["bootstrap"].items() if k != "unit"})
+    rows, samples = [], {}
+    for method in metrics.methods_of(tables):
+        method_samples = metrics.samples(tables, method)
+        samples[(method, str(run))] = method_samples
+        rows.append({Col.METHOD: method, **metrics.summarise_method(method_samples, boot)})
+    hw = manifest.get("hardware", {})
+    df = pd.DataFrame(rows).assign(run=str(run), hardware=f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}",
+                                   git_revision=manifest.get("git_revision", "unknown"))
+    return settings["benchmark"]["label"], df, samples, boot
+
+
+def _rank(df: pd.DataFrame, primary: str, higher: bool) -> pd.DataFrame:
+    key = df[primary].astype(float)
+    order = np.argsort(np.where(np.isnan(key), np.inf, -key if higher else key), kind="stable")
+    df = df.iloc[order].reset_index(drop=True)
     df.insert(0, "rank", range(1, len(df) + 1))
-    df = df.reset_index(drop=True)
-    df["median_speedup_ci95"] = [f"{lo:.2f}..{hi:.2f}" if pd.notna(lo) and pd.notna(hi) else ""
-                                 for lo, hi in zip(df["ci_low"], df["ci_high"])]
-    # Ties shown as ties: a row whose interval overlaps the next row's is not separable from it.
-    df["tied_with_next"] = [bool(i + 1 < len(df) and pd.notna(df.at[i, "ci_low"]) and pd.notna(df.at[i + 1, "ci_high"])
-                                 and df.at[i, "ci_low"] <= df.at[i + 1, "ci_high"]) for i in range(len(df))]
     return df
 
 
-def write_leaderboard(df: pd.DataFrame, out_dir: Path) -> None:
-    """leaderboard.md, leaderboard.csv and a sortable leaderboard.html in ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def collect(run_dirs: Sequence[Path]) -> list[Board]:
+    """The ranked tables of the given run folders, one per (task, label)."""
+    if not run_dirs:
+        raise InputError("no runs given")
+    relax: dict[str, list] = {}
+    analyses: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for run in map(Path, run_dirs):
+        task = read_json(run / "manifest.json").get("settings", {}).get("task", "run")
+        if task == "run":
+            label, df, samples, boot = _run_rows(run)
+            relax.setdefault(label, []).append((df, samples, boot))
+        else:
+            summary = read_json(run / "summary.json")
+            rows = [{Col.METHOD: m, **{k: v.get(k) for k in ANALYSIS_COLUMNS.get(task, {})}}
+                    for m, v in summary["methods"].items()]
+            analyses.setdefault((task, summary["label"]), []).append(pd.DataFrame(rows).assign(run=str(run)))
+    boards = []
+    for label, parts in relax.items():
+        df = pd.concat([p[0] for p in parts], ignore_index=True)
+        samples = {k: v for p in parts for k, v in p[1].items()}
+        primary = next(m for m in (*metrics.PRIMARY, "mean_energy_above_ground_kcal_mol") if m in df)
+        higher = bool(metrics.METRICS[primary].higher_is_better)
+        df = _rank(df, primary, higher)
+        boards.append(Board("run", label, primary, higher, _with_ties(df, samples, primary, parts[0][2]), samples))
+    for (task, label), frames in analyses.items():
+        df = pd.concat(frames, ignore_index=True)
+        primary, higher = next(iter(ANALYSIS_COLUMNS[task].items()))
+        df = _rank(df, primary, bool(higher))
+        df["tied_with_next"] = pd.NA  # analyses keep no per-molecule rows to pair
+        boards.append(Board(task, label, primary, bool(higher), df))
+    return boards
+
+
+def _with_ties(df: pd.DataFrame, samples: dict, primary: str, boot: metrics.Bootstrap) -> pd.DataFrame:
+    metric = metrics.METRICS[primary]
+    tied = []
+    for i in range(len(df)):
+        if i + 1 == len(df):
+            tied.append(False)
+            continue
+        a = metrics.metric_sample(metric, samples[(df.at[i, Col.METHOD], df.at[i, "run"])])
+        b = metrics.metric_sample(metric, samples[(df.at[i + 1, Col.METHOD], df.at[i + 1, "run"])])
+        tied.append(a is not None and b is not None and not metrics.separable(metric, a, b, boot))
     df = df.copy()
-    df["report"] = [os.path.relpath(Path(r) / "report.html", out_dir) for r in df["run"]]
-    table = df[COLUMNS]
-    table.to_csv(out_dir / "leaderboard.csv", index=False)
-    table = table.dropna(axis="columns", how="all")  # the readable views leave out what no run measured
-    md = table.assign(report=[f"[report]({p})" for p in table["report"]])
-    (out_dir / "leaderboard.md").write_text(
-        "# edm-bench leaderboard\n\nRanked by median speedup (1 - oracle steps from the method's output / from "
-        "the MMFF start); energies in kcal/mol; alignment gap = mean cos(Δ10, gs) - cos(Δ10, f).\n\n"
-        + md.to_markdown(index=False, floatfmt=".3g") + "\n")
-    html_table = table.assign(report=[f'<a href="{p}">report</a>' for p in table["report"]]).to_html(
-        index=False, escape=False, float_format=lambda v: f"{v:.3g}", border=0, table_id="lb")
+    df["tied_with_next"] = tied
+    for name in ("median_speedup", "energy_ratio"):
+        if f"{name}_ci_low" in df:
+            df[f"{name}_ci"] = [f"{lo:.3g}..{hi:.3g}" if pd.notna(lo) else ""
+                                for lo, hi in zip(df[f"{name}_ci_low"], df[f"{name}_ci_high"])]
+    return df
+
+
+def shown_columns(board: Board) -> list[str]:
+    """The columns of a board's readable views: the headline ones it has values in."""
+    cols = SHOWN if board.task == "run" else ["rank", Col.METHOD, *ANALYSIS_COLUMNS[board.task]]
+    return [c for c in cols if c in board.rows and board.rows[c].notna().any()]
+
+
+def write_leaderboard(boards: Sequence[Board], out_dir: Path) -> None:
+    """leaderboard.md, leaderboard.csv (every metric of every board, with its label)
+    and a sortable leaderboard.html in ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    full = pd.concat([b.rows.assign(task=b.task, benchmark=b.label, primary_metric=b.primary) for b in boards],
+                     ignore_index=True)
+    full["report"] = [os.path.relpath(Path(r) / "report.html", out_dir) for r in full["run"]]
+    full.to_csv(out_dir / "leaderboard.csv", index=False)
+    md = ["# edm-bench leaderboard", "", "One table per benchmark; rows of different benchmarks are not ranked "
+          "together. Metrics are defined in the README (METRICS); energies in kcal/mol.", ""]
+    sections = []
+    for k, board in enumerate(boards):
+        table = board.rows[shown_columns(board)]
+        md += [f"## {board.task}: {board.label}", "", f"*{board.caption}*", "",
+               table.to_markdown(index=False, floatfmt=".3g"), ""]
+        body = table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3g}", border=0,
+                             table_id=f"lb{k}", classes="lb")
+        sections.append(f"<h2>{html.escape(board.task)}: {html.escape(board.label)}</h2>"
+                        f"<p class='cap'>{html.escape(board.caption)}</p>{body}")
+    (out_dir / "leaderboard.md").write_text("\n".join(md))
     (out_dir / "leaderboard.html").write_text(f"""<!doctype html><html><head><meta charset="utf-8">
 <title>edm-bench leaderboard</title><style>body{{font-family:sans-serif;margin:2em}}
-#lb{{border-collapse:collapse;font-size:13px}}#lb td,#lb th{{padding:3px 8px;border-bottom:1px solid #ddd}}
-#lb th{{cursor:pointer;background:#f4f4f4}}</style></head><body><h1>edm-bench leaderboard</h1>
-<p>Click a column header to sort. Ranked by median speedup.</p>{html_table}
+.lb{{border-collapse:collapse;font-size:13px}}.lb td,.lb th{{padding:3px 8px;border-bottom:1px solid #ddd}}
+.lb th{{cursor:pointer;background:#f4f4f4}}.cap{{color:#555;font-size:13px}}</style></head><body>
+<h1>edm-bench leaderboard</h1><p>Click a column header to sort. Per-row reports and every metric:
+<a href="leaderboard.csv">leaderboard.csv</a>.</p>{"".join(sections)}
 <script>
-document.querySelectorAll('#lb th').forEach((th, col) => th.addEventListener('click', () => {{
-  const body = document.querySelector('#lb tbody'); const rows = Array.from(body.rows);
-  const dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
-  const key = r => {{ const t = r.cells[col].innerText; const v = parseFloat(t); return isNaN(v) ? t : v; }};
-  rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * dir).forEach(r => body.appendChild(r));
-}}));
+document.querySelectorAll('table.lb').forEach(table => table.querySelectorAll('th').forEach((th, col) =>
+  th.addEventListener('click', () => {{
+    const body = table.querySelector('tbody'); const rows = Array.from(body.rows);
+    const dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
+    const key = r => {{ const t = r.cells[col].innerText; const v = parseFloat(t); return isNaN(v) ? t : v; }};
+    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * dir).forEach(r => body.appendChild(r));
+  }})));
 </script></body></html>""")

@@ -336,7 +336,9 @@ class EDMDenoiser(nn.Module):
         """Apply the single reverse step n -> n-1 again and again (the Boltzmann analysis).
 
         Starting from the given structure as z_n, each repeat maps z to the step's
-        sample, treating the result as z_n again.
+        sample, treating the result as z_n again. Only the positions carry over:
+        the atom-type and charge block is reset to the molecule's before every
+        repeat, as the study did (carried over, it drifts and flips atom types).
 
         Returns
         -------
@@ -352,9 +354,10 @@ class EDMDenoiser(nn.Module):
         noise = noise or Noise.from_seed(seed)
         x, one_hot, charges, node_mask = self.pack([(numbers, pos)], self._device())
         z = self.model.normalize(x, one_hot, charges, node_mask)
+        types = z[..., 3:]
         frames = []
         for r in range(n_repeats):
-            z = self.model.reverse_step(z, n - 1, node_mask, noise)
+            z = self.model.reverse_step(torch.cat([z[..., :3], types], dim=-1), n - 1, node_mask, noise)
             if r >= burn_in:
                 frames.append(self.model.unnormalize_positions(z, node_mask)[0])
         return torch.stack(frames).double().cpu().numpy() + pos.mean(axis=0)

@@ -37,6 +37,7 @@ from bench.tasks.boltzmann import (
     select_flexible,
 )
 from bench.tasks.boltzmann_stats import (
+    apply_shift,
     constant_shift,
     divergence,
     energy_moments,
@@ -271,7 +272,7 @@ def compare(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
                                                              "fit_points", "matched")}
     for method, samples in raw.groupby("method", sort=False):
         shift = constant_shift(tables["mcmc_samples"], samples)
-        samples = samples.assign(**{E: samples[E] - samples["molecule"].map(shift).fillna(0.0)})
+        samples = apply_shift(samples, shift)
         moments = energy_moments(samples, "n")
         fit = fit_quadratic_scale(tables["mcmc"], moments)
         parts["diffusion_samples"].append(samples)

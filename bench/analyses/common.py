@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from bench.artifacts import write_table
+from bench.cards import load_denoisers
 from bench.data.dataset import write_json_atomic
 from bench.errors import EdmBenchError
 from bench.manifest import make_manifest
@@ -29,23 +31,7 @@ from bench.store import ResultStore, settings_hash
 
 #: What an analysis run promises about units (written into every manifest).
 UNITS = {"energy": "kcal/mol above the oracle ground state (1 eV = 23.0605 kcal/mol)", "temperature": "K",
-         "length": "Angstrom", "step size": "Angstrom (L2 norm over all coordinates)"}
-
-
-def load_denoisers(paths: Sequence[str]) -> dict[str, Any]:
-    """The denoisers of the cards, keyed by card key (a checkpoint series keeps its
-    order); two cards with one key are refused, as their rows would merge."""
-    from bench.cards import load_denoiser
-    from bench.errors import InputError
-
-    denoisers: dict[str, Any] = {}
-    for path in paths:
-        denoiser = load_denoiser(path)
-        key = denoiser.card["key"]
-        if key in denoisers:
-            raise InputError(f"{path}: card key {key!r} is used by another card of this run")
-        denoisers[key] = denoiser
-    return denoisers
+         "length": "Angstrom", "step size": "Angstrom (per-atom displacement norm, averaged over atoms)"}
 
 
 def card_t_max(card: dict[str, Any]) -> float:
@@ -117,12 +103,6 @@ def cached_jobs(store: ResultStore | None, kind: str, jobs: Sequence[tuple[str, 
 def job_key(oracle_key: str, settings: dict[str, Any], content: str) -> str:
     """Store key of one job: oracle identity, job settings, content hash."""
     return f"{oracle_key}/{settings_hash(settings)}/{content}"
-
-
-def write_table(df: pd.DataFrame, stem: Path) -> None:
-    """A tidy table as ``stem.csv`` and ``stem.parquet``."""
-    df.to_csv(stem.with_suffix(".csv"), index=False)
-    df.to_parquet(stem.with_suffix(".parquet"), index=False)
 
 
 def write_run(out_dir: Path, settings: dict[str, Any], tables: dict[str, pd.DataFrame], summary: dict[str, Any],

@@ -6,6 +6,7 @@
 * ``alignment``     - cos(Delta_k, f), cos(Delta_k, gs) and cos(f, gs) along the path (figure 6)
 * ``speedup_epoch`` - median speedup against training epoch (figure 10, right), when a
   run covers a checkpoint series
+* ``alignment_epoch`` - the alignment gap against training epoch (the crossover of figure 6)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from bench import metrics  # noqa: E402
 from bench.columns import Col  # noqa: E402
 
 FIGSIZE = (6.4, 4.2)
@@ -49,21 +51,22 @@ def steps_scatter(tables: dict[str, pd.DataFrame]) -> plt.Figure | None:
     relax = tables.get("relax")
     if relax is None or relax.empty:
         return None
-    methods = [m for m in relax[Col.METHOD].unique() if m != "mmff"]
+    methods = [m for m in relax[Col.METHOD].unique() if m != metrics.REFERENCE]
     if not methods:
         return None
+    relax = metrics.per_molecule(relax, "relax")  # every molecule, as the metrics count it
     fig, ax = plt.subplots(figsize=FIGSIZE)
     markers = "osD^v<>p"
     lim = 1.0
     sc = None
     for k, method in enumerate(methods):
-        g = relax[(relax[Col.METHOD] == method) & (relax[Col.STATUS] == "ok")]
+        g = relax[relax[Col.METHOD] == method]
         if g.empty:
             continue
         delta = g[Col.DELTA_E].clip(-1, 1)
-        sc = ax.scatter(g[Col.REFERENCE_N_STEPS], g[Col.N_STEPS], c=delta, cmap="coolwarm", vmin=-1, vmax=1,
+        sc = ax.scatter(g[Col.REFERENCE_ORACLE_STEPS], g[Col.ORACLE_STEPS], c=delta, cmap="coolwarm", vmin=-1, vmax=1,
                         marker=markers[k % len(markers)], s=22, label=method, edgecolors="k", linewidths=0.4)
-        lim = max(lim, float(np.nanmax(g[[Col.REFERENCE_N_STEPS, Col.N_STEPS]].to_numpy())))
+        lim = max(lim, float(np.nanmax(g[[Col.REFERENCE_ORACLE_STEPS, Col.ORACLE_STEPS]].to_numpy())))
     ax.plot([0, lim], [0, lim], color="grey", lw=0.8, ls="--", label="equal steps")
     ax.set_xlabel("oracle BFGS steps from the MMFF start")
     ax.set_ylabel("oracle BFGS steps from the method's start")
@@ -106,20 +109,31 @@ def alignment(tables: dict[str, pd.DataFrame], ks: tuple[int, ...] = (1, 10, 30)
     return fig
 
 
-def speedup_epoch(tables: dict[str, pd.DataFrame]) -> plt.Figure | None:
+def _against_epoch(tables: dict[str, pd.DataFrame], metric: str, ylabel: str, title: str) -> plt.Figure | None:
     series = tables.get("checkpoints")
-    if series is None or series.empty:
+    if series is None or series.empty or series[metric].isna().all():
         return None
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    for n, g in series.groupby("n_steps"):
+    for n, g in series.dropna(subset=[metric]).groupby(Col.START_STEP):
         g = g.sort_values("epoch")
-        ax.plot(g["epoch"], g["median_speedup"], marker="o", label=f"n = {n}")
+        ax.plot(g["epoch"], g[metric], marker="o", label=f"n = {n}")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("training epoch")
-    ax.set_ylabel("median speedup (1 - steps / steps_MMFF)")
+    ax.set_ylabel(ylabel)
     ax.legend()
-    ax.set_title("Oracle steps saved vs training epoch")
+    ax.set_title(title)
     return fig
+
+
+def speedup_epoch(tables: dict[str, pd.DataFrame]) -> plt.Figure | None:
+    return _against_epoch(tables, "median_speedup", "median speedup (1 - steps / steps_MMFF)",
+                          "Oracle steps saved vs training epoch")
+
+
+def alignment_epoch(tables: dict[str, pd.DataFrame]) -> plt.Figure | None:
+    """The alignment crossover: > 0 when the steps head for the ground state more than along the forces."""
+    return _against_epoch(tables, "alignment_gap", "cos(Δ10, gs) - cos(Δ10, f)",
+                          "Alignment gap vs training epoch (> 0: towards the ground state)")
 
 
 FIGURES: dict[str, Callable[[dict[str, pd.DataFrame]], plt.Figure | None]] = {
@@ -127,6 +141,7 @@ FIGURES: dict[str, Callable[[dict[str, pd.DataFrame]], plt.Figure | None]] = {
     "steps_scatter": steps_scatter,
     "alignment": alignment,
     "speedup_epoch": speedup_epoch,
+    "alignment_epoch": alignment_epoch,
 }
 
 

@@ -43,6 +43,12 @@ def constant_shift(mcmc: pd.DataFrame, diffusion: pd.DataFrame) -> pd.Series:
     return (low_n - low_t).rename("shift_kcal_mol").dropna()
 
 
+def apply_shift(diffusion: pd.DataFrame, shift: pd.Series) -> pd.DataFrame:
+    """The diffusion energies minus their molecule's :func:`constant_shift` (0 where a
+    molecule has none), so that the minima of the two chains agree at the lowest T and n."""
+    return diffusion.assign(**{E: diffusion[E] - diffusion["molecule"].map(shift).fillna(0.0)})
+
+
 @dataclass(frozen=True)
 class QuadraticFit:
     """The fit of one scale u (K) of T = u n^2 for all molecules.

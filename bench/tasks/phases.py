@@ -2,13 +2,18 @@
 step, how far the chain moves and how much of the final molecule is decided.
 
 For one molecule's chain of frames (positions and decoded elements at every
-step, the final frame last), per frame s:
+step, the final frame last), per frame s, with the study's own definitions:
 
-* ``step_size_ang``: L2 norm of the position change from the previous frame;
+* ``step_size_ang``: the per-atom displacement norm from the previous frame,
+  averaged over atoms;
 * ``bond_length_error_ang``: mean |d_ij(s) - d_ij(final)| over pairs bonded in the final frame;
 * ``frac_atoms_element_final`` and ``molecule_elements_final`` (all atoms);
-* ``frac_atoms_bonds_final`` (bond-order row equal to the final) and ``molecule_bonds_final``;
+* ``frac_atoms_bonds_final``: atoms whose bond count (the sum of their bond
+  orders) equals the final one, and ``molecule_bonds_final`` (all atoms);
 * ``frac_atoms_valid_valence`` (EDM's stability rule).
+
+A property is "final" at frame s when it equals its final value at s and at
+every later frame (it never changes again), not merely at s.
 
 Bonds are perceived with EDM's distance tables (:mod:`bench.tasks.stability`).
 :func:`chain_frames` turns a generation's latent chain into such frames and
@@ -73,6 +78,12 @@ def aggregate_phases(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_index(ascending=False).reset_index()
 
 
+def settled(equal_to_final: np.ndarray) -> np.ndarray:
+    """Per frame and atom, whether the property equals its final value from that
+    frame to the end: a reversed cumulative AND over frames (axis 0)."""
+    return np.flip(np.logical_and.accumulate(np.flip(np.asarray(equal_to_final, dtype=bool), axis=0), axis=0), axis=0)
+
+
 def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = "") -> pd.DataFrame:
     """Per-frame phase metrics of one chain.
 
@@ -87,24 +98,25 @@ def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = ""
     numbers, positions = np.asarray(numbers), np.asarray(positions, dtype=float)
     if numbers.shape != positions.shape[:2]:
         raise ValueError(f"numbers {numbers.shape} and positions {positions.shape} disagree")
-    final_orders = bond_orders(numbers[-1], positions[-1])
-    bonded = np.triu(final_orders > 0, k=1)
+    orders = [bond_orders(numbers[s], positions[s]) for s in range(len(positions))]
+    bonded = np.triu(orders[-1] > 0, k=1)
     d_final = np.linalg.norm(positions[-1][:, None] - positions[-1][None], axis=-1)
+    elements_final = settled(numbers == numbers[-1])
+    counts = np.stack([o.sum(axis=1) for o in orders])
+    bonds_final = settled(counts == counts[-1])
+    steps = np.linalg.norm(np.diff(positions, axis=0), axis=-1).mean(axis=1)
     rows = []
     for s in range(len(positions)):
-        orders = bond_orders(numbers[s], positions[s])
         d = np.linalg.norm(positions[s][:, None] - positions[s][None], axis=-1)
-        elements_final = numbers[s] == numbers[-1]
-        bonds_final = np.all(orders == final_orders, axis=1)
         rows.append({
             "molecule": molecule, "frame": s, "steps_left": len(positions) - 1 - s,
-            "step_size_ang": float(np.linalg.norm(positions[s] - positions[s - 1])) if s else np.nan,
+            "step_size_ang": float(steps[s - 1]) if s else np.nan,
             "bond_length_error_ang": float(np.abs(d - d_final)[bonded].mean()) if bonded.any() else np.nan,
-            "frac_atoms_element_final": float(elements_final.mean()),
-            "molecule_elements_final": bool(elements_final.all()),
-            "frac_atoms_bonds_final": float(bonds_final.mean()),
-            "molecule_bonds_final": bool(bonds_final.all()),
-            "frac_atoms_valid_valence": float(atom_stable(numbers[s], orders).mean()),
+            "frac_atoms_element_final": float(elements_final[s].mean()),
+            "molecule_elements_final": bool(elements_final[s].all()),
+            "frac_atoms_bonds_final": float(bonds_final[s].mean()),
+            "molecule_bonds_final": bool(bonds_final[s].all()),
+            "frac_atoms_valid_valence": float(atom_stable(numbers[s], orders[s]).mean()),
         })
     return pd.DataFrame(rows)
 
@@ -112,10 +124,10 @@ def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = ""
 def exploration_end(df: pd.DataFrame) -> int | None:
     """The last ``steps_left`` after which every molecule keeps its elements to the
     end (the end of the study's exploration phase), or None if never."""
-    settled = df.groupby("steps_left")["molecule_elements_final"].all().sort_index()
+    all_final = df.groupby("steps_left")["molecule_elements_final"].all().sort_index()
     # walk from the end of the chain (steps_left = 0) backwards while all are final
     last = None
-    for steps_left, ok in settled.items():
+    for steps_left, ok in all_final.items():
         if not ok:
             break
         last = steps_left

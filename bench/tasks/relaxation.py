@@ -1,127 +1,90 @@
 """The relaxation tasks: energy above the ground state, and oracle steps saved.
 
-Definitions (PROTOCOLS.md):
+Per (molecule, method, seed) these functions write one row of a tidy table;
+every headline number is computed from those rows by :mod:`bench.metrics`,
+which also applies the failure rule. Definitions (the study's):
 
 * energy above ground state of a start ``x``: ``E(x) - E(ground)`` with the same
   oracle, kcal/mol. The ground state is the dataset's (a GFN2-xTB minimum); under
   another oracle (DFT) it is first relaxed with that oracle, so the reference is
   the oracle's own minimum (see :func:`ground_references`).
-* speedup of a method over the reference (the MMFF start):
-  ``1 - steps_method / steps_reference``, steps counted as ASE's
-  ``get_number_of_steps()`` for BFGS with ``fmax`` (0.03 eV/A).
-* energy delta: ``E(relaxed from reference) - E(relaxed from method)``, kcal/mol;
-  positive when the reference-started relaxation ended higher.
+* oracle steps: ASE's ``get_number_of_steps()`` for BFGS to ``fmax`` (0.03 eV/A).
+* RMSD to the ground state: symmetry-aware, aligned (:mod:`bench.tasks.structure`).
 
-Failures are rows with ``status`` other than ``"ok"`` and NaN numbers, never dropped.
+A method's output that fails (an exception, NaN or inf, a wrong shape, coincident
+atoms) is a row with status ``output_failed`` and no oracle work; an oracle that
+fails on a structure gives ``oracle_failed``. Rows are never dropped.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from bench.columns import Col
+from bench.columns import Col, Status
 from bench.data.records import MoleculeRecord
 from bench.errors import EdmBenchError
 from bench.oracles.base import Oracle
+from bench.tasks.structure import best_rmsd
 from bench.units import EV_TO_KCAL_MOL
+from edm_core.geometry import coincident_atoms_message
 
-#: The method every speedup and energy delta is measured against.
+#: The method every speedup, energy ratio and failure substitution is measured against.
 REFERENCE = "mmff"
 
 
 @dataclass(frozen=True)
 class Start:
-    """A method's start geometry for one record, or why there is none."""
+    """A method's start geometry for one record, or why it has none.
+
+    ``network_evaluations`` and ``denoiser_s`` are what producing it cost a
+    denoiser (0 for baselines); they are spent even when the output failed.
+    """
 
     positions: np.ndarray | None
     message: str = ""
+    start_step: int | None = None
+    network_evaluations: int = 0
+    denoiser_s: float = 0.0
 
 
-Starts = dict[str, list[Start]]
+#: A method's starts: one per record, under the key (method name, seed); the seed
+#: is None for deterministic methods (baselines, a deterministic sampler).
+StartKey = tuple[str, int | None]
+Starts = dict[StartKey, list[Start]]
 
 
-def make_starts(records: Sequence[MoleculeRecord], methods: dict[str, Callable[[MoleculeRecord], np.ndarray]],
-                progress: bool = True) -> Starts:
-    """Apply every per-molecule method to every record; a failing record gets a
-    message, not an exception."""
-    out: Starts = {}
-    for name, fn in methods.items():
-        starts = []
-        for rec in tqdm(records, desc=f"starts {name}", disable=not progress, leave=False):
-            try:
-                starts.append(Start(np.asarray(fn(rec), dtype=float)))
-            except (EdmBenchError, ValueError) as exc:
-                starts.append(Start(None, str(exc)))
-        out[name] = starts
-    return out
-
-
-def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int, seed: int = 0,
-                    batch_size: int = 64, keep_path: bool = False, noise_scale: float = 1.0,
-                    add_noise: bool = False) -> tuple[list[Start], float, list[np.ndarray | None]]:
-    """Relax every record's MMFF start with ``denoiser`` from step ``n_steps`` (batched).
-
-    ``noise_scale`` 1 is the study's ancestral sampler, 0 a deterministic one;
-    ``add_noise`` noises the start to step n first (the study did not).
-
-    Molecules the model cannot take (an element it lacks, too many atoms) get a
-    message instead of positions; the rest run in one batched call.
-
-    Returns
-    -------
-    starts : list of Start, aligned with ``records``
-    wall_s : float
-        The denoiser's own wall time for the whole set.
-    paths : list
-        Per record, the (n_steps + 2, n_atoms, 3) path when ``keep_path`` (else None).
-    """
-    import time
-
-    starts: list[Start] = [Start(None)] * len(records)
-    paths: list[np.ndarray | None] = [None] * len(records)
-    ok = []
-    for i, rec in enumerate(records):
-        try:
-            denoiser.check(rec.numbers, rec.start_positions, rec.id)
-            ok.append(i)
-        except ValueError as exc:
-            starts[i] = Start(None, str(exc))
-    t0 = time.perf_counter()
-    if ok:
-        out = denoiser.relax([(records[i].numbers, records[i].start_positions) for i in ok], n_steps, seed=seed,
-                             batch_size=batch_size, names=[records[i].id for i in ok], keep_path=keep_path,
-                             noise_scale=noise_scale, add_noise=add_noise)
-        for k, i in enumerate(ok):
-            starts[i] = Start(out.positions[k])
-            if keep_path:
-                paths[i] = out.paths[k]
-    return starts, time.perf_counter() - t0, paths
-
-
-def _with_positions(record: MoleculeRecord, positions: np.ndarray):
-    atoms = record.to_atoms("start")
-    atoms.positions = positions
-    return atoms
+def output_problem(positions: Any, n_atoms: int) -> str | None:
+    """Why ``positions`` is not a usable structure of ``n_atoms`` atoms, or None."""
+    try:
+        pos = np.asarray(positions, dtype=float)
+    except (TypeError, ValueError) as exc:
+        return f"output is not an array of numbers ({exc})"
+    if pos.shape != (n_atoms, 3):
+        return f"output has shape {pos.shape}, expected ({n_atoms}, 3)"
+    if not np.all(np.isfinite(pos)):
+        return f"output has {int(np.sum(~np.isfinite(pos)))} NaN or infinite coordinate(s)"
+    return coincident_atoms_message(pos)
 
 
 @dataclass(frozen=True)
 class GroundReference:
-    """The oracle energy of a molecule's ground state, or why there is none."""
+    """The oracle ground state of a molecule (energy, geometry), or why there is none."""
 
     energy_ev: float
+    positions: np.ndarray | None
     ok: bool
     message: str = ""
 
 
 def ground_references(records: Sequence[MoleculeRecord], oracle: Oracle, relax_fmax: float | None = None
                       ) -> list[GroundReference]:
-    """The reference energy of every record's ground state under ``oracle`` (cached).
+    """The reference ground state of every record under ``oracle`` (cached).
 
     With ``relax_fmax`` None the dataset's ground geometry is taken as it is (right
     when the oracle is the one that made it); otherwise it is relaxed with the
@@ -130,143 +93,196 @@ def ground_references(records: Sequence[MoleculeRecord], oracle: Oracle, relax_f
     """
     items = [(rec.to_atoms("ground"), rec.id) for rec in records]
     if relax_fmax is None:
-        return [GroundReference(r.energy_ev, r.ok, r.message) for r in oracle.single_point_many(items)]
-    return [GroundReference(r.energy_ev, r.converged, r.message or r.status)
+        return [GroundReference(r.energy_ev, rec.ground_positions, r.ok, r.message)
+                for rec, r in zip(records, oracle.single_point_many(items))]
+    return [GroundReference(r.energy_ev, r.positions_ang, r.converged, r.message or r.status)
             for r in oracle.relax_many(items, fmax=relax_fmax)]
 
 
-def energy_above_ground(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle,
-                        progress: bool = True, ground_fmax: float | None = None) -> pd.DataFrame:
-    """Oracle energy of each start above the record's ground state (kcal/mol).
+def make_starts(records: Sequence[MoleculeRecord],
+                methods: dict[str, Callable[[MoleculeRecord, np.ndarray], np.ndarray]],
+                grounds: Sequence[GroundReference]) -> Starts:
+    """Apply every baseline (record, ground-state positions -> positions) to every
+    record; a failing record gets a message (its row fails), not an exception."""
+    out: Starts = {}
+    for name, fn in methods.items():
+        starts = []
+        for rec, ground in zip(records, grounds):
+            try:
+                pos = fn(rec, ground.positions if ground.positions is not None else rec.ground_positions)
+                problem = output_problem(pos, rec.n_atoms)
+                starts.append(Start(None, problem) if problem else Start(np.asarray(pos, dtype=float)))
+            except (EdmBenchError, ValueError) as exc:
+                starts.append(Start(None, str(exc)))
+        out[(name, None)] = starts
+    return out
 
-    The ground-state energy is recomputed with ``oracle`` (cached; relaxed first
-    when ``ground_fmax`` is given, see :func:`ground_references`), so the
-    difference is always taken within one level of theory. All single points go
-    to the oracle in one batch (parallel when it has an executor).
+
+def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int, seed: int = 0,
+                    batch_size: int = 64, keep_path: bool = False, noise_scale: float = 1.0,
+                    add_noise: bool = False) -> tuple[list[Start], list[np.ndarray | None]]:
+    """Relax every record's MMFF start with ``denoiser`` from step ``n_steps`` (batched).
+
+    ``noise_scale`` 1 is the study's ancestral sampler, 0 a deterministic one;
+    ``add_noise`` noises the start to step n first (the study did not).
+
+    Molecules the model cannot take (an element it lacks, too many atoms) fail with
+    its message. A batch whose call raises is run again molecule by molecule, so
+    only the molecules that raise fail; an output with NaN, inf, a wrong shape or
+    coincident atoms fails that molecule only. The denoiser's cost is its measured
+    wall time spread over the network evaluations (n reverse steps and the final
+    decode per molecule).
+
+    Returns
+    -------
+    starts : list of Start, aligned with ``records``
+    paths : list
+        Per record, the (n_steps + 2, n_atoms, 3) path when ``keep_path`` (else None).
     """
-    methods = list(starts)
+    starts: list[Start] = [Start(None, start_step=n_steps)] * len(records)
+    paths: list[np.ndarray | None] = [None] * len(records)
+    ok = []
+    for i, rec in enumerate(records):
+        try:
+            denoiser.check(rec.numbers, rec.start_positions, rec.id)
+            ok.append(i)
+        except ValueError as exc:
+            starts[i] = Start(None, str(exc), start_step=n_steps)
+
+    def call(idx: list[int]) -> Any:
+        return denoiser.relax([(records[i].numbers, records[i].start_positions) for i in idx], n_steps, seed=seed,
+                              batch_size=batch_size, names=[records[i].id for i in idx], keep_path=keep_path,
+                              noise_scale=noise_scale, add_noise=add_noise)
+
+    evaluations = n_steps + 1
+    t0 = time.perf_counter()
+    results: dict[int, tuple[Any, np.ndarray | None] | str] = {}
+    try:
+        out = call(ok) if ok else None
+        for k, i in enumerate(ok):
+            results[i] = (out.positions[k], out.paths[k] if keep_path else None)
+    except Exception:  # noqa: BLE001 - a denoiser is outside code; find the molecules that fail
+        for i in ok:
+            try:
+                one = call([i])
+                results[i] = (one.positions[0], one.paths[0] if keep_path else None)
+            except Exception as exc:  # noqa: BLE001 - recorded as this molecule's failure
+                results[i] = f"denoiser raised {type(exc).__name__}: {exc}"
+    per_eval_s = (time.perf_counter() - t0) / max(1, evaluations * len(ok))
+    for i in ok:
+        cost = {"start_step": n_steps, "network_evaluations": evaluations, "denoiser_s": evaluations * per_eval_s}
+        result = results[i]
+        if isinstance(result, str):
+            starts[i] = Start(None, result, **cost)
+            continue
+        positions, path = result
+        problem = output_problem(positions, records[i].n_atoms)
+        starts[i] = Start(None, problem, **cost) if problem else Start(np.asarray(positions, dtype=float), **cost)
+        paths[i] = None if problem else path
+    return starts, paths
+
+
+def _with_positions(record: MoleculeRecord, positions: np.ndarray):
+    atoms = record.to_atoms("start")
+    atoms.positions = positions
+    return atoms
+
+
+def _base_row(rec: MoleculeRecord, key: StartKey, start: Start) -> dict[str, Any]:
+    method, seed = key
+    return {Col.ID: rec.id, Col.METHOD: method, Col.SEED: seed, Col.START_STEP: start.start_step,
+            Col.N_ATOMS: rec.n_atoms, Col.NETWORK_EVALUATIONS: start.network_evaluations,
+            Col.DENOISER_S: start.denoiser_s, Col.STATUS: Status.OK, Col.MESSAGE: ""}
+
+
+def _rmsd(rec: MoleculeRecord, positions: np.ndarray, ground: GroundReference) -> tuple[float, float]:
+    if ground.positions is None:
+        return float("nan"), float("nan")
+    return best_rmsd(rec.smiles, rec.numbers, positions, ground.positions)
+
+
+def _oracle_items(records: Sequence[MoleculeRecord], starts: Starts) -> tuple[list, list[tuple[int, StartKey]]]:
     items, where = [], []
     for i, rec in enumerate(records):
-        for method in methods:
-            if starts[method][i].positions is not None:
-                items.append((_with_positions(rec, starts[method][i].positions), rec.id))
-                where.append((i, method))
-    grounds = ground_references(records, oracle, ground_fmax)
+        for key, method_starts in starts.items():
+            if method_starts[i].positions is not None:
+                items.append((_with_positions(rec, method_starts[i].positions), rec.id))
+                where.append((i, key))
+    return items, where
+
+
+def _failure(start: Start, ground: GroundReference) -> dict[str, Any] | None:
+    """The status and message of a row that has no oracle value of its own."""
+    if not ground.ok:
+        return {Col.STATUS: Status.REFERENCE_FAILED, Col.MESSAGE: f"ground state: {ground.message}"}
+    if start.positions is None:
+        return {Col.STATUS: Status.OUTPUT_FAILED, Col.MESSAGE: start.message}
+    return None
+
+
+def energy_above_ground(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle,
+                        grounds: Sequence[GroundReference]) -> pd.DataFrame:
+    """Oracle energy of each start above the record's ground state (kcal/mol) and
+    its RMSD to the ground state (heavy atoms and all atoms, Angstrom).
+
+    ``grounds`` are the records' references from :func:`ground_references` (same
+    oracle), so the difference is always taken within one level of theory. All
+    single points go to the oracle in one batch (parallel when it has an executor).
+    """
+    items, where = _oracle_items(records, starts)
     computed = dict(zip(where, oracle.single_point_many(items)))
     rows = []
-    for i, rec in enumerate(tqdm(records, desc="energy above ground", disable=not progress, leave=False)):
-        for method in methods:
-            row = {Col.ID: rec.id, Col.METHOD: method, Col.N_ATOMS: rec.n_atoms,
-                   Col.ENERGY_ABOVE_GROUND: np.nan, Col.STATUS: "ok", Col.MESSAGE: ""}
-            sp = computed.get((i, method))
-            if sp is None:
-                row.update({Col.STATUS: "no_start", Col.MESSAGE: starts[method][i].message})
-            elif not grounds[i].ok:
-                row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: f"ground state: {grounds[i].message}"})
+    for i, rec in enumerate(records):
+        for key, method_starts in starts.items():
+            start, ground = method_starts[i], grounds[i]
+            row = {**_base_row(rec, key, start), Col.ENERGY_ABOVE_GROUND: np.nan, Col.RMSD_HEAVY: np.nan,
+                   Col.RMSD_ALL: np.nan}
+            failure = _failure(start, ground)
+            sp = computed.get((i, key))
+            if failure is not None:
+                row.update(failure)
             elif not sp.ok:
-                row.update({Col.STATUS: "oracle_failed", Col.MESSAGE: sp.message})
+                row.update({Col.STATUS: Status.ORACLE_FAILED, Col.MESSAGE: sp.message})
             else:
-                row[Col.ENERGY_ABOVE_GROUND] = (sp.energy_ev - grounds[i].energy_ev) * EV_TO_KCAL_MOL
+                row[Col.ENERGY_ABOVE_GROUND] = (sp.energy_ev - ground.energy_ev) * EV_TO_KCAL_MOL
+                row[Col.RMSD_HEAVY], row[Col.RMSD_ALL] = _rmsd(rec, start.positions, ground)
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def relax_from_starts(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle, fmax: float = 0.03,
-                      optimizer: str = "BFGS", max_steps: int = 1000, progress: bool = True) -> pd.DataFrame:
-    """Relax every start with the oracle; steps, cost and final energies per (molecule, method).
+def relax_from_starts(records: Sequence[MoleculeRecord], starts: Starts, oracle: Oracle,
+                      grounds: Sequence[GroundReference], fmax: float = 0.03, optimizer: str = "BFGS",
+                      max_steps: int = 1000) -> pd.DataFrame:
+    """Relax every start with the oracle: steps, force calls, wall time, final energy
+    and the relaxed structure's RMSD to the ground state, per (molecule, method, seed).
 
-    Adds ``speedup`` and ``delta_e_kcal_mol`` against the :data:`REFERENCE` method
-    when it is among ``starts``. All relaxations go to the oracle in one batch.
+    A relaxation that stops at ``max_steps`` is ``unconverged`` and keeps the steps
+    it used. All relaxations go to the oracle in one batch.
     """
-    methods = list(starts)
-    items, where = [], []
-    for i, rec in enumerate(records):
-        for method in methods:
-            if starts[method][i].positions is not None:
-                items.append((_with_positions(rec, starts[method][i].positions), rec.id))
-                where.append((i, method))
+    items, where = _oracle_items(records, starts)
     computed = dict(zip(where, oracle.relax_many(items, fmax=fmax, optimizer=optimizer, max_steps=max_steps)))
     rows = []
-    for i, rec in enumerate(tqdm(records, desc="oracle relaxations", disable=not progress, leave=False)):
-        for method in methods:
-            row = {Col.ID: rec.id, Col.METHOD: method, Col.N_ATOMS: rec.n_atoms, Col.N_STEPS: np.nan,
-                   Col.N_FORCE_CALLS: np.nan, Col.WALL_S: np.nan, Col.RELAXED_ENERGY: np.nan,
-                   Col.CONVERGED: False, Col.STATUS: "ok", Col.MESSAGE: ""}
-            res = computed.get((i, method))
-            if res is None:
-                row.update({Col.STATUS: "no_start", Col.MESSAGE: starts[method][i].message})
+    for i, rec in enumerate(records):
+        for key, method_starts in starts.items():
+            start, ground = method_starts[i], grounds[i]
+            row = {**_base_row(rec, key, start), Col.ORACLE_STEPS: np.nan, Col.N_FORCE_CALLS: np.nan,
+                   Col.WALL_S: np.nan, Col.RELAXED_ENERGY: np.nan, Col.CONVERGED: False,
+                   Col.RELAXED_RMSD_HEAVY: np.nan, Col.RELAXED_RMSD_ALL: np.nan}
+            failure = _failure(start, ground)
+            res = computed.get((i, key))
+            if failure is not None:
+                row.update(failure)
+                rows.append(row)
+                continue
+            row.update({Col.ORACLE_STEPS: res.n_steps, Col.N_FORCE_CALLS: res.n_force_calls, Col.WALL_S: res.wall_s,
+                        Col.RELAXED_ENERGY: res.energy_ev, Col.CONVERGED: res.converged, Col.MESSAGE: res.message})
+            if res.converged:
+                row[Col.STATUS] = Status.OK
+            elif res.status == "not_converged":
+                row[Col.STATUS] = Status.UNCONVERGED
             else:
-                row.update({Col.N_STEPS: res.n_steps, Col.N_FORCE_CALLS: res.n_force_calls, Col.WALL_S: res.wall_s,
-                            Col.RELAXED_ENERGY: res.energy_ev, Col.CONVERGED: res.converged,
-                            Col.STATUS: "ok" if res.converged else res.status, Col.MESSAGE: res.message})
+                row[Col.STATUS] = Status.ORACLE_FAILED
+            if row[Col.STATUS] != Status.ORACLE_FAILED:
+                row[Col.RELAXED_RMSD_HEAVY], row[Col.RELAXED_RMSD_ALL] = _rmsd(rec, res.positions_ang, ground)
             rows.append(row)
-    return add_speedup(pd.DataFrame(rows))
-
-
-def add_speedup(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
-    """Per-molecule speedup and energy delta against the ``reference`` method's row."""
-    df = df.copy()
-    if reference not in set(df[Col.METHOD]):
-        df[Col.SPEEDUP] = np.nan
-        df[Col.DELTA_E] = np.nan
-        df[Col.REFERENCE_N_STEPS] = np.nan
-        return df
-    ref = df[df[Col.METHOD] == reference].set_index(Col.ID)
-    ok_ref = ref[Col.STATUS] == "ok"
-    ref_steps = df[Col.ID].map(ref[Col.N_STEPS].where(ok_ref))
-    ref_energy = df[Col.ID].map(ref[Col.RELAXED_ENERGY].where(ok_ref))
-    ok = df[Col.STATUS] == "ok"
-    df[Col.REFERENCE_N_STEPS] = ref_steps
-    # A reference that took 0 steps leaves nothing to speed up: undefined, not infinite.
-    df[Col.SPEEDUP] = np.where(ok & (ref_steps > 0), 1.0 - df[Col.N_STEPS] / ref_steps, np.nan)
-    df[Col.DELTA_E] = np.where(ok, (ref_energy - df[Col.RELAXED_ENERGY]) * EV_TO_KCAL_MOL, np.nan)
-    return df
-
-
-def summarise_energy(df: pd.DataFrame, reference: str = REFERENCE) -> pd.DataFrame:
-    """Per method: mean and median energy above ground, the ratio reference/method
-    of medians, and failure counts."""
-    out = []
-    ref_median = df.loc[(df[Col.METHOD] == reference) & (df[Col.STATUS] == "ok"), Col.ENERGY_ABOVE_GROUND].median()
-    for method, g in df.groupby(Col.METHOD, sort=False):
-        e = g.loc[g[Col.STATUS] == "ok", Col.ENERGY_ABOVE_GROUND]
-        out.append({Col.METHOD: method, "n": len(g), "n_failed": int((g[Col.STATUS] != "ok").sum()),
-                    "mean_kcal_mol": e.mean(), "median_kcal_mol": e.median(),
-                    "energy_ratio": ref_median / e.median() if len(e) and e.median() > 0 else np.nan})
-    return pd.DataFrame(out)
-
-
-def bootstrap_median_ci(values: np.ndarray, n_resamples: int = 2000, level: float = 0.95,
-                        seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median (resampling molecules; seeded)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    if len(values) < 2:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    medians = np.median(rng.choice(values, size=(n_resamples, len(values)), replace=True), axis=1)
-    lo, hi = np.quantile(medians, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)
-
-
-def summarise_relax(df: pd.DataFrame, delta_cut_kcal_mol: float = 0.2) -> pd.DataFrame:
-    """Per method: median speedup with its 95% bootstrap interval, 25th and 75th
-    percentile (all molecules, and excluding ``abs(delta_e) > delta_cut``),
-    fraction slower, steps, force calls, oracle time, and failure counts."""
-    out = []
-    for method, g in df.groupby(Col.METHOD, sort=False):
-        s = g[Col.SPEEDUP].dropna()
-        same_basin = g.loc[g[Col.DELTA_E].abs() <= delta_cut_kcal_mol, Col.SPEEDUP].dropna()
-        lo, hi = bootstrap_median_ci(s.to_numpy())
-        per_seed = g.groupby("seed")[Col.SPEEDUP].median() if "seed" in g and g["seed"].notna().any() else None
-        out.append({
-            Col.METHOD: method, "n": len(g), "n_failed": int((g[Col.STATUS] != "ok").sum()),
-            "median_speedup": s.median(), "median_speedup_ci_low": lo, "median_speedup_ci_high": hi,
-            "median_speedup_seed_std": per_seed.std() if per_seed is not None and len(per_seed) > 1 else np.nan,
-            "p25_speedup": s.quantile(0.25), "p75_speedup": s.quantile(0.75),
-            "median_speedup_same_basin": same_basin.median(), "n_same_basin": len(same_basin),
-            "fraction_slower": float((s < 0).mean()) if len(s) else np.nan,
-            "median_steps": g[Col.N_STEPS].median(), "total_force_calls": g[Col.N_FORCE_CALLS].sum(),
-            "total_oracle_s": g[Col.WALL_S].sum(), "median_delta_e_kcal_mol": g[Col.DELTA_E].median(),
-        })
-    return pd.DataFrame(out)
+    return pd.DataFrame(rows)

@@ -233,6 +233,29 @@ def test_repeat_step_and_generate_shapes_and_seeds(rng):
     assert np.all(gen["chain"][:, 0, 4:] == 0)  # padding stays zero through the chain
 
 
+def test_repeat_step_resets_the_types_each_repeat_and_steps_from_n_minus_1(rng):
+    """The study's Boltzmann chain: only positions carry over; every repeat is the
+    step n -> n - 1, fed the molecule's own atom types and charges."""
+    from edm_core import EDMConfig
+
+    model = EDMDenoiser(EDMConfig(nf=16, n_layers=1))
+    numbers, pos = random_molecule(rng, 5)
+    x, one_hot, charges, mask = model.pack([(numbers, pos)])
+    types = model.normalize(x, one_hot, charges, mask)[..., 3:]
+    seen = []
+    step = model.model.reverse_step
+
+    def recording(z, s, node_mask, noise):
+        seen.append((s, z[..., 3:].clone()))
+        return step(z, s, node_mask, noise)
+
+    model.model.reverse_step = recording
+    model.repeat_step((numbers, pos), n=7, n_repeats=5, seed=2)
+    assert [s for s, _ in seen] == [6] * 5
+    for _, block in seen:
+        np.testing.assert_array_equal(block.numpy(), types.numpy())
+
+
 @pytest.mark.parametrize(
     ("molecule", "message"),
     [

@@ -5,8 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.tasks.alignment import alignment_gap, along_path, mean_atom_cosine
+from bench.tasks.alignment import along_path, mean_atom_cosine
+from bench.tasks.relaxation import ground_references
 from tests.bench.tasks.test_relaxation import ToyRecord
+
+
+def grounds(oracle, rec):
+    return ground_references([rec], oracle)
 
 
 def test_mean_atom_cosine_on_known_vectors():
@@ -28,7 +33,7 @@ def test_a_path_straight_to_the_minimum_is_aligned_with_the_ground_state():
     ground = rec.ground_positions  # both centred: the atoms move symmetrically, along their forces
     # a straight line from the stretched start to the minimum, in 12 equal steps
     path = np.stack([rec.start_positions + (ground - rec.start_positions) * s / 12 for s in range(13)])
-    df = along_path([rec], [path], xtb, ks=(1, 10), method="line")
+    df = along_path([rec], [path], xtb, grounds(xtb, rec), ks=(1, 10), method="line")
     assert len(df) == 13
     first = df.iloc[0]
     assert first["cos_d1_gs"] == pytest.approx(1.0, abs=1e-6)
@@ -36,8 +41,8 @@ def test_a_path_straight_to_the_minimum_is_aligned_with_the_ground_state():
     assert first["energy_above_ground_kcal_mol"] > 1.0
     assert df.iloc[-1]["energy_above_ground_kcal_mol"] == pytest.approx(0.0, abs=1e-3)
     assert np.isnan(df.iloc[5]["cos_d10_gs"])  # no 10 steps left: undefined
-    gap = alignment_gap(df, k=1)["line"]
-    assert abs(gap) < 0.05
+    assert first["cos_d1_rgs"] == pytest.approx(1.0, abs=1e-6)  # the fixed ground state lies on the line too
+    assert df["path_ground_converged"].all()
 
 
 def test_a_path_away_from_the_minimum_has_negative_cosines():
@@ -50,6 +55,6 @@ def test_a_path_away_from_the_minimum_has_negative_cosines():
     away = rec.start_positions.copy()
     away[1, 0] += 0.2  # stretch further
     path = np.stack([rec.start_positions, away, rec.start_positions])  # ends where it started
-    df = along_path([rec], [path], xtb, ks=(1,), method="away")
+    df = along_path([rec], [path], xtb, grounds(xtb, rec), ks=(1,), method="away")
     assert df.iloc[0]["cos_d1_gs"] == pytest.approx(-1.0, abs=1e-6)
     assert df.iloc[0]["cos_d1_f"] == pytest.approx(-1.0, abs=1e-3)

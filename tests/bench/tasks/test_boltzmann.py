@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import constants
 
 from bench.tasks.boltzmann import K_B_EV, metropolis_hastings
+
+#: Boltzmann's constant in eV/K from CODATA (scipy), independent of the module under test.
+K_B_REFERENCE_EV = constants.k / constants.e
+
+
+def test_boltzmann_constant_is_codata():
+    assert K_B_EV == pytest.approx(K_B_REFERENCE_EV, rel=1e-6)
 
 
 @pytest.mark.parametrize("temperature_k", [50.0, 300.0])
@@ -15,7 +23,7 @@ def test_harmonic_well_mean_energy_is_d_over_2_kt(temperature_k):
     def energy(x):
         return 0.5 * k_spring * float(np.sum(x**2))
 
-    kt = K_B_EV * temperature_k
+    kt = K_B_REFERENCE_EV * temperature_k
     step = 0.6 * np.sqrt(kt / k_spring)  # half the width per coordinate: acceptance about 0.45
     chain = metropolis_hastings(energy, np.zeros(d), temperature_k, 60_000, step, burn_in=5_000, seed=3)
     expected = d / 2 * kt
@@ -72,3 +80,13 @@ def test_reverse_step_std_grows_with_n():
     gammas = gamma_table(1000)
     stds = [reverse_step_std(gammas[n - 1], gammas[n]) for n in (1, 5, 20, 40)]
     assert np.all(np.diff(stds) > 0) and 1e-4 < stds[0] < stds[-1] < 0.1
+
+
+def test_burn_in_drops_the_first_states_of_the_chain():
+    def energy(x):
+        return float(np.sum(x**2))
+
+    full = metropolis_hastings(energy, np.full(2, 3.0), 300.0, 400, 0.05, burn_in=0, seed=5)
+    kept = metropolis_hastings(energy, np.full(2, 3.0), 300.0, 400, 0.05, burn_in=150, seed=5)
+    assert len(kept.energies_ev) == 250
+    np.testing.assert_array_equal(kept.energies_ev, full.energies_ev[150:])

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.tasks.boltzmann_stats import constant_shift, divergence, energy_moments, fit_quadratic_scale, \
+from bench.tasks.boltzmann_stats import apply_shift, constant_shift, divergence, energy_moments, fit_quadratic_scale, \
     matched_distances
 
 E = "energy_above_ground_kcal_mol"
@@ -44,6 +44,9 @@ def test_constant_shift_equalises_minima_at_lowest_t_and_n():
     diffusion = pd.DataFrame({"molecule": ["a"] * 3 + ["b"] * 2, "n": [1, 1, 5, 1, 1], E: [1.7, 2.0, -9.0, 0.0, 3.0]})
     shift = constant_shift(mcmc, diffusion)
     assert shift.to_dict() == pytest.approx({"a": 1.5, "b": -1.0})  # only the lowest T and n count
+    shifted = apply_shift(diffusion, shift)
+    low_n = shifted[shifted["n"] == 1].groupby("molecule")[E].min()
+    assert low_n.to_dict() == pytest.approx({"a": 0.2, "b": 1.0})  # the MCMC minima at the lowest T
 
 
 def test_wasserstein_of_known_distributions(rng):

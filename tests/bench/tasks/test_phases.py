@@ -26,7 +26,7 @@ def test_hand_built_chain_metrics():
     n = len(atoms)
     assert list(df["frac_atoms_element_final"]) == pytest.approx([(n - 1) / n] * 2 + [1.0] * 4)
     assert list(df["molecule_elements_final"]) == [False, False, True, True, True, True]
-    step = np.linalg.norm(pos[1] - pos[0])
+    step = np.linalg.norm(pos[1] - pos[0], axis=1).mean()  # per-atom displacement, averaged over atoms
     assert df["step_size_ang"].iloc[1:].to_numpy() == pytest.approx([step] * 5)  # equal linear steps
     assert df["bond_length_error_ang"].iloc[-1] == 0 and df["bond_length_error_ang"].iloc[0] > 0
     last = df.iloc[-1]
@@ -75,3 +75,41 @@ def test_chain_frames_decode_elements_and_positions_per_molecule():
     assert n0.shape == (3, 3) and n1.shape == (3, 2) and p1.shape == (3, 2, 3)
     assert n0[0].tolist() == [9, 6, 6] and (n0[1:] == 6).all() and (n1 == 8).all()
     assert np.array_equal(p0, chain[:, 0, :3, :3])
+
+
+def test_step_size_is_the_per_atom_norm_averaged_over_atoms():
+    pos = np.zeros((2, 3, 3))
+    pos[0] = [[0, 0, 0], [1, 0, 0], [2, 0, 0]]
+    pos[1] = pos[0] + [[3.0, 0, 0], [0, 4.0, 0], [0, 0, 0]]  # atoms move 3, 4 and 0 A
+    df = phase_metrics(np.full((2, 3), 6), pos)
+    assert df["step_size_ang"].iloc[1] == pytest.approx(7.0 / 3)  # not the Frobenius norm, 5
+
+
+def test_final_means_final_from_that_frame_to_the_end():
+    atoms = molecule_from_smiles("CCO")
+    nums, pos = chain_from(atoms.positions, atoms.numbers, wrong_until=0, n_frames=6)
+    nums[3, 0] = 9  # right at frames 0-2, wrong at 3, right again from 4
+    df = phase_metrics(nums, pos)
+    assert list(df["molecule_elements_final"]) == [False, False, False, False, True, True]
+    assert exploration_end(df) == 1
+
+
+def test_bond_final_compares_bond_counts_not_bond_partners(monkeypatch):
+    from bench.tasks import phases
+
+    # atom 0 bonds to atom 1 (order 2) in frame 0 and to atoms 1 and 2 (order 1 each) at the end:
+    # its bond count, 2, is the final one from the start; atoms 1 and 2 change their counts
+    first = np.array([[0, 2, 0], [2, 0, 0], [0, 0, 0]])
+    last = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]])
+    frames = iter([first, last])
+    monkeypatch.setattr(phases, "bond_orders", lambda numbers, positions: next(frames))
+    pos = np.array([[[0, 0, 0], [1.2, 0, 0], [0, 1.2, 0]]] * 2, dtype=float)
+    df = phases.phase_metrics(np.full((2, 3), 6), pos)
+    assert df["frac_atoms_bonds_final"].tolist() == pytest.approx([1 / 3, 1.0])
+
+
+def test_settled_is_a_reversed_cumulative_and():
+    from bench.tasks.phases import settled
+
+    eq = np.array([[True, False], [False, True], [True, True]])
+    assert settled(eq).tolist() == [[False, False], [False, True], [True, True]]

@@ -1,57 +1,26 @@
-"""Relaxation-task metrics on hand-computed cases."""
+"""The relaxation tasks' rows: statuses, failure isolation, energies and RMSD."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from bench.columns import Col
-from bench.tasks.relaxation import Start, add_speedup, energy_above_ground, relax_from_starts, summarise_relax
-from bench.units import EV_TO_KCAL_MOL
-
-
-def frame(rows):
-    base = {Col.STATUS: "ok", Col.N_ATOMS: 3, Col.N_FORCE_CALLS: 1, Col.WALL_S: 0.1, Col.CONVERGED: True}
-    return pd.DataFrame([{**base, **r} for r in rows])
-
-
-def test_speedup_and_energy_delta_against_the_mmff_row():
-    df = add_speedup(frame([
-        {Col.ID: "a", Col.METHOD: "mmff", Col.N_STEPS: 40, Col.RELAXED_ENERGY: -10.0},
-        {Col.ID: "a", Col.METHOD: "den", Col.N_STEPS: 10, Col.RELAXED_ENERGY: -10.01},
-        {Col.ID: "b", Col.METHOD: "mmff", Col.N_STEPS: 20, Col.RELAXED_ENERGY: -5.0},
-        {Col.ID: "b", Col.METHOD: "den", Col.N_STEPS: 30, Col.RELAXED_ENERGY: -5.0},
-        {Col.ID: "c", Col.METHOD: "mmff", Col.N_STEPS: 0, Col.RELAXED_ENERGY: -1.0},
-        {Col.ID: "c", Col.METHOD: "den", Col.N_STEPS: 3, Col.RELAXED_ENERGY: -1.0},
-    ]))
-    den = df[df[Col.METHOD] == "den"].set_index(Col.ID)
-    assert den.loc["a", Col.SPEEDUP] == pytest.approx(0.75)
-    assert den.loc["b", Col.SPEEDUP] == pytest.approx(-0.5)
-    assert np.isnan(den.loc["c", Col.SPEEDUP])  # nothing to speed up: undefined, not infinite
-    assert den.loc["a", Col.DELTA_E] == pytest.approx(0.01 * EV_TO_KCAL_MOL)  # MMFF-started ended higher: > 0
-    summary = summarise_relax(df).set_index(Col.METHOD)
-    assert summary.loc["den", "median_speedup"] == pytest.approx(0.125)
-    assert summary.loc["den", "fraction_slower"] == pytest.approx(0.5)
-    # molecule a's delta (0.23 kcal/mol) is above the 0.2 cut: only b stays
-    assert summary.loc["den", "n_same_basin"] == 1
-    assert summary.loc["den", "median_speedup_same_basin"] == pytest.approx(-0.5)
-    assert (df.loc[df[Col.METHOD] == "mmff", Col.SPEEDUP].dropna() == 0).all()
-
-
-def test_a_failed_reference_leaves_the_speedup_undefined():
-    df = add_speedup(frame([
-        {Col.ID: "a", Col.METHOD: "mmff", Col.N_STEPS: 5, Col.RELAXED_ENERGY: np.nan, Col.STATUS: "failed"},
-        {Col.ID: "a", Col.METHOD: "den", Col.N_STEPS: 3, Col.RELAXED_ENERGY: -1.0},
-    ]))
-    assert df[Col.SPEEDUP].isna().all()
+from bench.columns import Col, Status
+from bench.tasks.relaxation import (
+    GroundReference,
+    Start,
+    denoiser_starts,
+    energy_above_ground,
+    output_problem,
+    relax_from_starts,
+)
 
 
 class ToyRecord:
     """A 1-D harmonic 'molecule': two H atoms; ground state at the MMFF start shifted."""
 
     def __init__(self, rid: str, stretch: float) -> None:
-        self.id, self.n_atoms, self.numbers = rid, 2, np.array([1, 1])
+        self.id, self.n_atoms, self.numbers, self.smiles = rid, 2, np.array([1, 1]), "[H][H]"
         self.ground_positions = np.array([[0.0, 0, 0], [0.74, 0, 0]])
         self.start_positions = np.array([[0.0, 0, 0], [0.74 + stretch, 0, 0]])
 
@@ -64,33 +33,85 @@ class ToyRecord:
         return atoms
 
 
-def test_a_denoiser_returning_the_ground_state_scores_zero_energy_and_full_speedup():
+def test_output_problems_are_named():
+    assert output_problem(np.zeros((2, 3)) + [[0, 0, 0], [1, 0, 0]], 2) is None
+    assert "shape" in output_problem(np.zeros((3, 3)), 2)
+    assert "NaN or infinite" in output_problem(np.array([[0, 0, 0], [np.nan, 0, 0]]), 2)
+    assert "coincident" in output_problem(np.zeros((2, 3)), 2)
+    assert "not an array" in output_problem([["a", "b", "c"]], 1)
+
+
+def test_a_denoiser_returning_the_ground_state_scores_zero_energy_and_no_steps():
     from bench.oracles import get_oracle
 
     xtb = get_oracle("xtb")
     ground = xtb.relax(ToyRecord("h2", 0.0).to_atoms("ground"), fmax=1e-4).positions_ang
     rec = ToyRecord("h2", 0.3)
     rec.ground_positions = ground
-    starts = {"mmff": [Start(rec.start_positions)], "exact": [Start(ground)], "broken": [Start(None, "no output")]}
-    energy = energy_above_ground([rec], starts, xtb, progress=False).set_index(Col.METHOD)
+    grounds = [GroundReference(xtb.single_point(rec.to_atoms("ground")).energy_ev, ground, True)]
+    starts = {("mmff", None): [Start(rec.start_positions)], ("exact", 0): [Start(ground)],
+              ("broken", None): [Start(None, "no output")]}
+    energy = energy_above_ground([rec], starts, xtb, grounds).set_index(Col.METHOD)
     assert energy.loc["exact", Col.ENERGY_ABOVE_GROUND] == pytest.approx(0.0, abs=1e-6)
+    assert energy.loc["exact", Col.RMSD_ALL] == pytest.approx(0.0, abs=1e-6) and energy.loc["exact", Col.SEED] == 0
     assert energy.loc["mmff", Col.ENERGY_ABOVE_GROUND] > 1.0
-    assert energy.loc["broken", Col.STATUS] == "no_start"
-    relax = relax_from_starts([rec], starts, xtb, progress=False).set_index(Col.METHOD)
-    # starting at the minimum takes 0 steps: speedup 1 - 0 / n_mmff = 1 exactly
-    assert relax.loc["exact", Col.N_STEPS] == 0 and relax.loc["exact", Col.SPEEDUP] == 1.0
-    assert relax.loc["mmff", Col.SPEEDUP] == 0.0
-    assert relax.loc["broken", Col.STATUS] == "no_start" and np.isnan(relax.loc["broken", Col.SPEEDUP])
+    # aligned, each atom of the stretched pair is half the bond-length difference off
+    bond = np.linalg.norm(ground[1] - ground[0])
+    assert energy.loc["mmff", Col.RMSD_ALL] == pytest.approx(abs(0.74 + 0.3 - bond) / 2, abs=1e-6)
+    assert energy.loc["broken", Col.STATUS] == Status.OUTPUT_FAILED
+    assert np.isnan(energy.loc["broken", Col.ENERGY_ABOVE_GROUND])
+    relax = relax_from_starts([rec], starts, xtb, grounds).set_index(Col.METHOD)
+    assert relax.loc["exact", Col.ORACLE_STEPS] == 0 and relax.loc["exact", Col.STATUS] == Status.OK
+    assert relax.loc["mmff", Col.ORACLE_STEPS] > 0
+    assert relax.loc["broken", Col.STATUS] == Status.OUTPUT_FAILED
+    unconverged = relax_from_starts([rec], {("mmff", None): [Start(rec.start_positions)]}, xtb, grounds,
+                                    max_steps=1, fmax=1e-6)
+    assert unconverged.loc[0, Col.STATUS] == Status.UNCONVERGED and unconverged.loc[0, Col.ORACLE_STEPS] == 1
+    failed_ground = [GroundReference(np.nan, None, False, "SCF did not converge")]
+    rows = energy_above_ground([rec], starts, xtb, failed_ground)
+    assert (rows[Col.STATUS] == Status.REFERENCE_FAILED).all() and "SCF" in rows.loc[0, Col.MESSAGE]
 
 
-def test_bootstrap_interval_of_the_median_covers_it_and_shrinks_with_n(rng):
-    from bench.tasks.relaxation import bootstrap_median_ci
+class FlakyDenoiser:
+    """Returns the input on most molecules, NaN on 'nan', raises on 'boom', the wrong
+    shape on 'wide'; raises for a whole batch that holds 'boom'."""
 
-    small = rng.normal(size=20)
-    large = rng.normal(size=2000)
-    lo, hi = bootstrap_median_ci(small)
-    assert lo < np.median(small) < hi
-    lo2, hi2 = bootstrap_median_ci(large)
-    assert hi2 - lo2 < (hi - lo) / 4  # ~ 1/sqrt(n)
-    assert lo2 < 0 < hi2  # the true median of N(0, 1)
-    assert all(np.isnan(bootstrap_median_ci(np.array([1.0]))))
+    def __init__(self) -> None:
+        self.calls = []
+
+    def check(self, numbers, positions, name):
+        if name == "refused":
+            raise ValueError(f"{name}: element not supported")
+
+    def relax(self, molecules, n_steps, names, keep_path=False, **kwargs):
+        from types import SimpleNamespace
+
+        self.calls.append(list(names))
+        if "boom" in names:
+            raise RuntimeError("network exploded")
+        out = []
+        for (numbers, pos), name in zip(molecules, names):
+            if name == "nan":
+                pos = np.full_like(pos, np.nan)
+            elif name == "wide":
+                pos = np.zeros((len(numbers), 4))
+            out.append(pos)
+        return SimpleNamespace(positions=out, paths=[np.stack([p, p]) for p in out] if keep_path else None)
+
+
+def test_one_bad_molecule_fails_alone_and_is_named():
+    names = ["ok1", "nan", "boom", "wide", "refused", "ok2"]
+    records = [ToyRecord(n, 0.1) for n in names]
+    den = FlakyDenoiser()
+    starts, paths = denoiser_starts(records, den, n_steps=7, keep_path=True)
+    by_name = dict(zip(names, starts))
+    assert by_name["ok1"].positions is not None and by_name["ok2"].positions is not None
+    assert "NaN" in by_name["nan"].message and "network exploded" in by_name["boom"].message
+    assert "shape" in by_name["wide"].message and "element not supported" in by_name["refused"].message
+    for name in ("nan", "boom", "wide", "refused"):
+        assert by_name[name].positions is None
+    assert den.calls[0] == ["ok1", "nan", "boom", "wide", "ok2"]  # one batch first, then one by one
+    assert sorted(map(tuple, den.calls[1:])) == [(n,) for n in sorted(["ok1", "nan", "boom", "wide", "ok2"])]
+    assert by_name["ok1"].network_evaluations == 8 and by_name["ok1"].start_step == 7
+    assert by_name["ok1"].denoiser_s > 0 and by_name["refused"].network_evaluations == 0
+    assert paths[names.index("nan")] is None and paths[0].shape == (2, 2, 3)
