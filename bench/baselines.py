@@ -93,11 +93,15 @@ BASELINES: dict[str, Baseline] = {
 }
 
 
+#: Baselines that pre-relax the start with an oracle, and that oracle's name.
+PRE_RELAXATIONS = {"uff": "uff", "xtb": "xtb"}
+
+
 def resolve_baseline(name: str, oracle: str | None = None) -> Baseline:
-    """The baseline called ``name``; refuses one that is the run's oracle itself."""
+    """The baseline called ``name``; refuses a pre-relaxation with the run's own oracle."""
     if name not in BASELINES:
         raise InputError(f"--methods: unknown baseline {name!r}; choose from {sorted(BASELINES)}")
-    if name == oracle:
+    if oracle is not None and PRE_RELAXATIONS.get(name) == oracle:
         raise InputError(f"--methods: baseline {name!r} is a pre-relaxation with the run's oracle {oracle!r} itself "
                          "(speedup 1 at an uncounted cost); use it with another oracle, e.g. --oracle dft")
     return BASELINES[name]

@@ -33,12 +33,23 @@ from bench.errors import InputError
 PERF_FILE = "perf.json"
 
 
-def observed_metrics(results: Path) -> dict[str, float]:
-    """A run folder's metrics (recomputed from its tables) and perf.json, or a perf
-    JSON file, flattened into metric names."""
+def run_metrics(run_dir: Path) -> dict[str, float]:
+    """``<method>/<metric>`` of a run folder, recomputed from its per-molecule tables."""
     from bench import metrics
     from bench.artifacts import read_run_tables
 
+    _, tables = read_run_tables(run_dir)
+    out = {}
+    for row in metrics.summarise(tables, bootstrap=None).to_dict(orient="records"):
+        method = row.pop("method")
+        out |= {f"{method}/{key}": float(value) for key, value in row.items()
+                if isinstance(value, (int, float)) and value == value}
+    return out
+
+
+def observed_metrics(results: Path) -> dict[str, float]:
+    """A run folder's metrics (recomputed from its tables) and perf.json, or a perf
+    JSON file, flattened into metric names."""
     results = Path(results)
     if not results.is_dir():
         return _perf_metrics(results)
@@ -47,11 +58,7 @@ def observed_metrics(results: Path) -> dict[str, float]:
         raise InputError(f"{results}: neither a run (manifest.json) nor {PERF_FILE} in the folder")
     out = _perf_metrics(perf_path) if perf_path.exists() else {}
     if manifest_path.exists():
-        _, tables = read_run_tables(results)
-        for row in metrics.summarise(tables, bootstrap=None).to_dict(orient="records"):
-            method = row.pop("method")
-            out |= {f"{method}/{key}": float(value) for key, value in row.items()
-                    if isinstance(value, (int, float)) and value == value}
+        out |= run_metrics(results)
     return out
 
 

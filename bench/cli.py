@@ -141,6 +141,19 @@ def run_cmd(
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 
 
+@app.command("report")
+def report_cmd(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders written by `edm-bench run`.")],
+) -> None:
+    """Recompute metrics, summary.json, figures and the report of finished runs from
+    their per-molecule tables (sha256-checked); no oracle work is redone."""
+    from bench.runner import print_summary, rederive
+
+    for run_dir in runs:
+        print_summary(rederive(run_dir))
+        typer.echo(f"rewrote {run_dir}/ (metrics, summary.json, report, figures)")
+
+
 @app.command("train")
 def train_cmd(
     out: Annotated[Path, typer.Option(help="Run folder (resumed if it holds train_state.pt).")],

@@ -123,7 +123,7 @@ def run_quick_suite(out: Path, suite: QuickSuite = QuickSuite(), denoiser_seed: 
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in ("summary.json", PERF_FILE):  # a previous gate's results must not be checked again
+    for stale in ("summary.json", "manifest.json", PERF_FILE):  # a previous gate's results must not be checked again
         (out / stale).unlink(missing_ok=True)
     if science and not suite.card.is_file():
         print(f"gate: science metrics skipped: the shipped checkpoint's card {suite.card} does not exist yet",

@@ -78,9 +78,16 @@ def _run_rows(run: Path) -> tuple[str, pd.DataFrame, dict, metrics.Bootstrap]:
     return settings["benchmark"]["label"], df, samples, boot
 
 
-def _rank(df: pd.DataFrame, primary: str, higher: bool) -> pd.DataFrame:
-    key = df[primary].astype(float)
-    order = np.argsort(np.where(np.isnan(key), np.inf, -key if higher else key), kind="stable")
+def _rank(df: pd.DataFrame, primary: str, higher: bool, secondary: str | None = None) -> pd.DataFrame:
+    """Rows sorted by ``primary`` (missing last), equal values by ``secondary`` (higher first)."""
+    def sort_key(column: str, up: bool) -> np.ndarray:
+        key = df[column].astype(float).to_numpy()
+        return np.where(np.isnan(key), np.inf, -key if up else key)
+
+    keys = [sort_key(primary, higher)]
+    if secondary is not None and secondary in df and secondary != primary:
+        keys.insert(0, sort_key(secondary, True))
+    order = np.lexsort(keys)
     df = df.iloc[order].reset_index(drop=True)
     df.insert(0, "rank", range(1, len(df) + 1))
     return df
@@ -108,7 +115,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Board]:
         samples = {k: v for p in parts for k, v in p[1].items()}
         primary = next(m for m in (*metrics.PRIMARY, "mean_energy_above_ground_kcal_mol") if m in df)
         higher = bool(metrics.METRICS[primary].higher_is_better)
-        df = _rank(df, primary, higher)
+        df = _rank(df, primary, higher, secondary="energy_ratio")
         boards.append(Board("run", label, primary, higher, _with_ties(df, samples, primary, parts[0][2]), samples))
     for (task, label), frames in analyses.items():
         df = pd.concat(frames, ignore_index=True)

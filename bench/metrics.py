@@ -141,8 +141,12 @@ def prepare_path(df: pd.DataFrame, method: str, k: int = 10) -> Sample:
     and against the molecule's fixed reference ground state."""
     rows = df[df[Col.METHOD] == method]
     ids = np.array(pd.unique(rows[Col.ID]), dtype=object)
-    gap_study = (rows[f"cos_d{k}_gs"] - rows[f"cos_d{k}_f"]).where(rows["path_ground_converged"].astype(bool))
-    gap_fixed = rows[f"cos_d{k}_rgs"] - rows[f"cos_d{k}_f"]
+
+    def cosine(name: str) -> pd.Series:  # a path shorter than k steps has no such column
+        return rows[name] if name in rows else pd.Series(np.nan, index=rows.index)
+
+    gap_study = (cosine(f"cos_d{k}_gs") - cosine(f"cos_d{k}_f")).where(rows["path_ground_converged"].astype(bool))
+    gap_fixed = cosine(f"cos_d{k}_rgs") - cosine(f"cos_d{k}_f")
     per_molecule = pd.DataFrame({Col.ID: rows[Col.ID], GAP_STUDY: gap_study, GAP_FIXED: gap_fixed}).groupby(
         Col.ID, sort=False).mean().reindex(ids)
     not_converged = rows.groupby(Col.ID, sort=False)["path_ground_converged"].all()
@@ -205,6 +209,8 @@ class Metric:
     fn: Callable[[Sample], float]
     #: Reported with a bootstrap interval over molecules (``<name>_ci_low``/``_ci_high``).
     interval: bool = False
+    #: The per-molecule value (seeds averaged) behind the metric, for the paired tie test.
+    per_molecule: Callable[[Sample], np.ndarray] | None = None
 
     def __call__(self, sample: Sample) -> float:
         return float(self.fn(sample))
@@ -213,7 +219,8 @@ class Metric:
 _METRICS = [
     Metric("energy_ratio", ("energy",), "ratio", True,
            "mean E(MMFF start) / mean E(method) above the oracle ground state, same molecules (the study's ratio); "
-           "+inf when the method's mean is <= 0", lambda s: _ratio(np.mean(_e_ref(s)), np.mean(_e(s))), True),
+           "+inf when the method's mean is <= 0", lambda s: _ratio(np.mean(_e_ref(s)), np.mean(_e(s))), True,
+           lambda s: -_e(s).mean(axis=1)),
     Metric("excess_removed", ("energy",), "fraction", True,
            "1 - mean E(method) / mean E(MMFF start): the share of MMFF's excess energy removed (bounded companion "
            "of energy_ratio)", lambda s: 1.0 - np.mean(_e(s)) / np.mean(_e_ref(s)), True),
@@ -222,7 +229,7 @@ _METRICS = [
            lambda s: _ratio(np.median(_e_ref(s)), np.median(_e(s)))),
     Metric("mean_energy_above_ground_kcal_mol", ("energy",), "kcal/mol", False,
            "mean oracle energy of the method's structure above the oracle ground state", lambda s: np.mean(_e(s)),
-           True),
+           True, lambda s: -_e(s).mean(axis=1)),
     Metric("median_energy_above_ground_kcal_mol", ("energy",), "kcal/mol", False,
            "median oracle energy of the method's structure above the oracle ground state",
            lambda s: np.median(_e(s))),
@@ -237,7 +244,7 @@ _METRICS = [
            lambda s: np.nanmean(s.own[Col.RMSD_ALL])),
     Metric("median_speedup", ("relax",), "fraction of steps", True,
            "median over (molecule, seed) of 1 - BFGS steps from the method / BFGS steps from the MMFF start",
-           lambda s: np.median(speedups(s)), True),
+           lambda s: np.median(speedups(s)), True, lambda s: speedups(s).mean(axis=1)),
     Metric("p25_speedup", ("relax",), "fraction of steps", True, "25th percentile of the speedup",
            lambda s: np.quantile(speedups(s), 0.25)),
     Metric("p75_speedup", ("relax",), "fraction of steps", True, "75th percentile of the speedup",
@@ -342,8 +349,22 @@ def paired_difference(metric: Metric, a: Sample, b: Sample, bootstrap: Bootstrap
 
 
 def separable(metric: Metric, a: Sample, b: Sample, bootstrap: Bootstrap = Bootstrap()) -> bool:
-    """Whether the paired interval of ``metric(a) - metric(b)`` excludes 0."""
-    _, lo, hi = paired_difference(metric, a, b, bootstrap)
+    """Whether two methods differ in ``metric`` beyond the noise of the molecule choice.
+
+    With a per-molecule value behind the metric (speedup, energy): the bootstrap
+    interval over molecules of the mean per-molecule difference a_i - b_i must
+    exclude 0 (a paired test: a method better on most molecules is separable even
+    when the medians of a small set coincide). Otherwise (ratios of means): the
+    paired interval of ``metric(a) - metric(b)`` must.
+    """
+    if metric.per_molecule is None:
+        _, lo, hi = paired_difference(metric, a, b, bootstrap)
+    else:
+        common = [m for m in a.ids if m in set(b.ids)]
+        d = metric.per_molecule(a.restrict(common)) - metric.per_molecule(b.restrict(common))
+        if len(common) < 2 or np.all(d == 0):
+            return False
+        lo, hi = bootstrap.bounds(d[bootstrap.indices(len(d))].mean(axis=1))
     return bool(np.isfinite(lo) and np.isfinite(hi) and (lo > 0 or hi < 0))
 
 

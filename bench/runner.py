@@ -207,22 +207,36 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
                                             optimizer=settings.optimizer, max_steps=settings.max_steps)
     if path_tables:
         tables["path"] = pd.concat(path_tables, ignore_index=True)
-    headline = metrics.summarise(tables, settings.bootstrap)
+    hashes = {name: write_table(df, out_dir / name) for name, df in tables.items()}
+    manifest["tables"] = {name: {"sha256": hashes[name], "rows": len(df), "per_molecule": True}
+                          for name, df in tables.items()}
+    return derive(out_dir, tables, manifest, round(time.perf_counter() - t0, 1))
+
+
+def derive(out_dir: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, Any], wall_s: float | None
+           ) -> dict[str, Any]:
+    """Everything a run folder derives from its per-molecule tables: ``metrics``
+    (every metric with its interval), the path and checkpoint summaries,
+    ``summary.json``, figures and the report; the manifest gets their sha256.
+    Returns the summary."""
+    settings = manifest["settings"]
+    boot = metrics.Bootstrap(**{k: v for k, v in settings["bootstrap"].items() if k != "unit"})
+    headline = metrics.summarise(tables, boot)
     derived = {"metrics": headline}
     if "path" in tables:
         derived["path_summary"] = summarise_alignment(tables["path"])
-    series = checkpoint_series(headline, denoisers, plans)
+    series = checkpoint_series(headline, settings["denoisers"])
     if series["epoch"].nunique() > 1:  # more than one checkpoint epoch: the series is a result
         derived["checkpoints"] = series
-    hashes = {name: write_table(df, out_dir / name) for name, df in {**tables, **derived}.items()}
-    manifest["tables"] = {name: {"sha256": hashes[name], "rows": len(df), "per_molecule": name in tables}
-                          for name, df in {**tables, **derived}.items()}
+    for name, df in derived.items():
+        manifest["tables"][name] = {"sha256": write_table(df, out_dir / name), "rows": len(df),
+                                    "per_molecule": False}
     write_json_atomic(out_dir / "manifest.json", manifest)
-
-    primary = next((m for m in metrics.PRIMARY if m in headline), None)
+    benchmark = {k: v for k, v in settings["benchmark"].items() if k != "label"}
     summary = {
-        "task": "run", "label": manifest["settings"]["benchmark"]["label"], "benchmark": benchmark,
-        "primary_metric": primary, "n_molecules": len(records), "wall_s": round(time.perf_counter() - t0, 1),
+        "task": "run", "label": settings["benchmark"]["label"], "benchmark": benchmark,
+        "primary_metric": next((m for m in metrics.PRIMARY if m in headline), None),
+        "n_molecules": benchmark["n_molecules"], "wall_s": wall_s,
         "methods": {row.pop(Col.METHOD): {k: _num(v) for k, v in row.items()}
                     for row in headline.to_dict(orient="records")},
     }
@@ -231,15 +245,29 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
     return summary
 
 
-def checkpoint_series(headline: pd.DataFrame, denoisers: dict[str, Any], plans: dict[str, dict]) -> pd.DataFrame:
-    """Median speedup, energy ratio and alignment gap per (checkpoint epoch, n): the
-    study's checkpoint analysis, from the cards' ``training.epochs``."""
+def rederive(run_dir: Path) -> dict[str, Any]:
+    """Recompute a finished run folder's metrics, summary, figures and report from
+    its per-molecule tables (checked against their sha256): after a change of a
+    metric's definition, no oracle work is redone."""
+    from bench.artifacts import read_run_tables
+
+    manifest, tables = read_run_tables(run_dir)
+    manifest["tables"] = {k: v for k, v in manifest["tables"].items() if v.get("per_molecule")}
+    previous = Path(run_dir) / "summary.json"
+    wall_s = json.loads(previous.read_text()).get("wall_s") if previous.is_file() else None
+    return derive(Path(run_dir), tables, manifest, wall_s)
+
+
+def checkpoint_series(headline: pd.DataFrame, denoisers: dict[str, dict]) -> pd.DataFrame:
+    """Median speedup, energy ratio and alignment gaps per (checkpoint epoch, n): the
+    study's checkpoint analysis, from the cards' ``training.epochs`` (``denoisers``
+    as the manifest records them: card and start steps per card key)."""
     rows = []
     table = headline.set_index(Col.METHOD)
-    for key, d in denoisers.items():
-        for n in plans[key]["start_steps"]:
+    for key, entry in denoisers.items():
+        for n in entry["start_steps"]:
             name = f"{key}/n={n}"
-            row = {"denoiser": key, "epoch": d.card["training"].get("epochs"), Col.START_STEP: n}
+            row = {"denoiser": key, "epoch": entry["card"]["training"].get("epochs"), Col.START_STEP: n}
             for metric in ("median_speedup", "energy_ratio", "alignment_gap", "alignment_gap_fixed_gs"):
                 row[metric] = table.at[name, metric] if name in table.index and metric in table else None
             rows.append(row)
@@ -257,25 +285,42 @@ def _num(x: Any) -> float | int | None:
     return float(x) if math.isinf(float(x)) else round(float(x), 4)
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """Print the headline metrics as a table."""
+#: The summary table's columns, most important first: narrow terminals drop from the end.
+SUMMARY_COLUMNS = {"speedup": "median_speedup", "ratio": "energy_ratio", "<1kcal": "within_1_kcal_mol",
+                   "E": "mean_energy_above_ground_kcal_mol", "rmsd": "mean_rmsd_heavy_ang", "failed": "n_failed",
+                   "gap": "alignment_gap", "slower": "fraction_slower", "steps": "median_oracle_steps",
+                   "ms/mol": "denoiser_ms_per_molecule"}
+
+
+def print_summary(summary: dict[str, Any], width: int | None = None) -> None:
+    """Print the headline metrics as a table that fits the terminal (or ``width``):
+    method names fold, and the least important columns are left out when it is
+    narrow (every metric is in ``metrics.csv`` and ``summary.json``)."""
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{summary['label']} ({summary['wall_s']} s)",
-                  caption="ratio: mean E(MMFF)/mean E (energy above the ground state, kcal/mol); <1: fraction "
-                          "within 1 kcal/mol; rmsd: heavy-atom RMSD to the ground state (A); speedup: median "
-                          "1 - steps/steps(MMFF); gap: cos(Δ10, gs) - cos(Δ10, f)")
-    cols = {"E": "mean_energy_above_ground_kcal_mol", "ratio": "energy_ratio", "<1": "within_1_kcal_mol",
-            "rmsd": "mean_rmsd_heavy_ang", "steps": "median_oracle_steps", "speedup": "median_speedup",
-            "slower": "fraction_slower", "gap": "alignment_gap", "ms/mol": "denoiser_ms_per_molecule",
-            "failed": "n_failed"}
-    table.add_column("method", no_wrap=True)
-    for header in cols:
-        table.add_column(header, justify="right")
-    for method, vals in summary["methods"].items():
-        table.add_row(method, *("-" if vals.get(c) is None else f"{vals[c]:.3g}" for c in cols.values()))
-    Console(width=max(100, Console().width)).print(table)
+    console = Console(width=width) if width else Console()
+    rows = {m: [("-" if v.get(c) is None else f"{v[c]:.3g}") for c in SUMMARY_COLUMNS.values()]
+            for m, v in summary["methods"].items()}
+    widths = [max([len(h), *(len(r[k]) for r in rows.values())]) + 1 for k, h in enumerate(SUMMARY_COLUMNS)]
+    method_width = min(24, max(len(m) for m in rows))
+    keep = len(widths)
+    while keep > 3 and method_width + sum(widths[:keep]) + 2 > console.width:
+        keep -= 1
+    shown = list(SUMMARY_COLUMNS)[:keep]
+    table = Table(title=escape(f"{summary['label']} ({summary['wall_s']} s)"), box=box.SIMPLE_HEAD, pad_edge=False,
+                  padding=(0, 1, 0, 0), caption=(
+                      "speedup: median 1 - BFGS steps / steps from MMFF; ratio: mean E(MMFF) / mean E above the "
+                      "ground state; <1kcal: fraction within 1 kcal/mol; E: mean kcal/mol; rmsd: heavy atoms, A"
+                      + ("" if keep == len(widths) else f"; {len(widths) - keep} more columns in metrics.csv")))
+    table.add_column("method", overflow="fold", max_width=method_width)
+    for header in shown:
+        table.add_column(header, justify="right", no_wrap=True)
+    for method, values in rows.items():
+        table.add_row(escape(method), *values[:keep])
+    console.print(table)
 
 
 def load_summary(run_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,8 @@ from bench.gate import QuickSuite, baseline_entries, measure_baseline, summarise
 
 METHOD = "den-e60/n=50"
 SCIENCE = {"energy_ratio": [2.0, 2.2, 1.8, 2.1, 1.9], "median_speedup": [0.30, 0.32, 0.28, 0.31, 0.29],
-           "fraction_slower": [0.20, 0.25, 0.15, 0.20, 0.20], "alignment_gap": [0.10, 0.12, 0.08, 0.11, 0.09]}
+           "fraction_slower": [0.20, 0.25, 0.15, 0.20, 0.20], "alignment_gap": [0.10, 0.12, 0.08, 0.11, 0.09],
+           "within_1_kcal_mol": [0.10, 0.15, 0.05, 0.10, 0.10], "mean_rmsd_heavy_ang": [0.12, 0.13, 0.11, 0.12, 0.12]}
 RATIOS = [5.0, 5.4, 4.6, 5.2, 4.8]
 
 
@@ -64,21 +65,31 @@ def test_writing_one_part_keeps_the_other(tmp_path):
     write_baseline(path, science, "science", "edm-bench baseline --part science --repeats 5", "the denoiser seed")
     doc = yaml.safe_load(path.read_text())
     assert set(doc["provenance"]) == {"perf", "science"} and "median of K repeats" in doc["provenance"]["perf"]["rule"]
-    assert len(read_baseline(path)) == 5
+    assert len(read_baseline(path)) == 1 + len(gate.SCIENCE_KEYS)
     write_baseline(path, {}, "science", "again", "nothing")  # replaces the science part only
     assert list(read_baseline(path)) == ["perf/cpp/qm9x64/ratio_to_reference"]
 
 
 def fake_results(folder: Path, ratio: float, science: dict[str, float] | None) -> Path:
-    """A gate results folder: perf.json and, when given, a summary.json with the denoiser's row."""
+    """A gate results folder: perf.json and, when given, the denoiser's science metrics."""
     folder.mkdir(parents=True)
     (folder / "perf.json").write_text(json.dumps([
         {"backend": "original", "case": "qm9x64", "ratio_to_reference": 1.0},
         {"backend": "cpp", "case": "qm9x64", "ratio_to_reference": ratio}]))
     if science is not None:
-        (folder / "summary.json").write_text(json.dumps({"label": "x", "n_molecules": 20, "methods": {
-            "mmff": {"energy_ratio": 1.0}, METHOD: science}}))
+        (folder / "manifest.json").write_text("{}")
+        (folder / "science.json").write_text(json.dumps({f"{METHOD}/{k}": v for k, v in science.items()}))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def synthetic_science(monkeypatch):
+    """The gate's logic on synthetic metric values: a fake results folder holds
+    them directly instead of per-molecule tables (bench.check recomputes those;
+    tests/bench/test_check.py covers that)."""
+    from bench import check
+
+    monkeypatch.setattr(check, "run_metrics", lambda run: json.loads((Path(run) / "science.json").read_text()))
 
 
 def fake_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, noise_scale: float = 1.0) -> QuickSuite:
@@ -105,12 +116,12 @@ def test_the_gate_passes_at_the_baseline_and_fails_past_a_tolerance(tmp_path, mo
 
     measure_baseline(path, 5, "science", tmp_path / "work", suite)
     spec = read_baseline(path)
-    assert len(spec) == 5 and spec[f"{METHOD}/fraction_slower"]["higher_is_better"] is False
+    assert len(spec) == 1 + len(gate.SCIENCE_KEYS) and spec[f"{METHOD}/fraction_slower"]["higher_is_better"] is False
     assert spec["perf/cpp/qm9x64/ratio_to_reference"]["floor"] == 0.1  # speed: another machine in CI
     assert all(spec[f"{METHOD}/{key}"]["floor"] == 0.0 for key in SCIENCE)  # science: the seed spread alone
     median = {key: spec[f"{METHOD}/{key}"]["value"] for key in SCIENCE}
     ok = CliRunner().invoke(app, ["check", str(fake_results(tmp_path / "same", 5.0, median)), "--baseline", str(path)])
-    assert ok.exit_code == 0 and "all 5 metrics within tolerance" in ok.output
+    assert ok.exit_code == 0 and f"all {1 + len(gate.SCIENCE_KEYS)} metrics within tolerance" in ok.output
 
     ratio = spec["perf/cpp/qm9x64/ratio_to_reference"]
     slow = fake_results(tmp_path / "slow", ratio["value"] - 1.01 * ratio["tolerance"], median)
@@ -136,9 +147,10 @@ def test_science_baseline_needs_the_card(tmp_path):
 def test_missing_card_skips_the_science_run(tmp_path, monkeypatch, capsys):
     calls = []
     monkeypatch.setattr(gate, "_call", lambda cmd, stdout=None: calls.append(cmd))
-    (tmp_path / "summary.json").write_text("{}")  # a previous gate's: removed, never checked again
+    for stale in ("summary.json", "manifest.json"):  # a previous gate's: removed, never checked again
+        (tmp_path / stale).write_text("{}")
     gate.run_quick_suite(tmp_path, QuickSuite(card=tmp_path / "none.yml"), perf=False)
-    assert calls == [] and not (tmp_path / "summary.json").exists()
+    assert calls == [] and not (tmp_path / "summary.json").exists() and not (tmp_path / "manifest.json").exists()
     assert "science metrics skipped" in capsys.readouterr().err
     suite = QuickSuite(card=Path(__file__), n_molecules=7, workers=1)
     gate.run_quick_suite(tmp_path, suite)

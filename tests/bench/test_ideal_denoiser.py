@@ -8,10 +8,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bench import metrics
+from bench.baselines import mmff_start
 from bench.data import load_dataset
 from bench.oracles import get_oracle
-from bench.tasks import denoiser_starts, energy_above_ground, make_starts, relax_from_starts
-from bench.baselines import mmff_start
+from bench.tasks import denoiser_starts, energy_above_ground, ground_references, make_starts, relax_from_starts
 from edm_core import EDMConfig, EDMDenoiser
 
 
@@ -35,12 +36,17 @@ def test_an_ideal_denoiser_relaxes_to_the_ground_state():
     # one size-sorted batch, so the sampler's batches line up with the targets
     records = sorted(load_dataset("qm9-xtb", "test")[:6], key=lambda r: r.n_atoms)
     xtb = get_oracle("xtb")
-    starts = make_starts(records, {"mmff": mmff_start}, progress=False)
-    starts["ideal/n=30"], _, _ = denoiser_starts(records, ideal_denoiser(records), 30, seed=0)
-    energy = energy_above_ground(records, starts, xtb, progress=False)
+    grounds = ground_references(records, xtb)
+    starts = make_starts(records, {"mmff": mmff_start}, grounds)
+    starts[("ideal/n=30", 0)], _ = denoiser_starts(records, ideal_denoiser(records), 30, seed=0)
+    energy = energy_above_ground(records, starts, xtb, grounds)
     by_method = energy.groupby("method")["energy_above_ground_kcal_mol"].median()
     assert by_method["ideal/n=30"] < 0.5 < 2.0 < by_method["mmff"]
-    relax = relax_from_starts(records, starts, xtb, progress=False)
-    steps = relax.groupby("method")["n_steps"].median()
+    assert energy.loc[energy["method"] == "ideal/n=30", "rmsd_heavy_ang"].max() < 0.05
+    relax = relax_from_starts(records, starts, xtb, grounds)
+    steps = relax.groupby("method")["oracle_steps"].median()
     assert steps["ideal/n=30"] < 0.5 * steps["mmff"]
-    assert np.all(relax.loc[relax["method"] == "ideal/n=30", "speedup"] > 0)
+    ideal = metrics.prepare(relax, "relax", "ideal/n=30")
+    assert np.all(metrics.speedups(ideal) > 0)
+    summary = metrics.summarise({"energy": energy, "relax": relax}, bootstrap=None).set_index("method")
+    assert summary.loc["ideal/n=30", "energy_ratio"] > 5 and summary.loc["ideal/n=30", "within_1_kcal_mol"] == 1.0

@@ -26,7 +26,7 @@ def test_run_writes_tables_summary_report_and_manifest(tiny_dataset, tmp_path):
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     run = tmp_path / "run"
-    for name in ("manifest.json", "summary.json", "report.md", "energy.csv", "relax.parquet", "relax_summary.csv"):
+    for name in ("manifest.json", "summary.json", "report.md", "energy.csv", "relax.parquet", "metrics.csv"):
         assert (run / name).is_file(), name
     summary = json.loads((run / "summary.json").read_text())
     assert summary["n_molecules"] == 3 and set(summary["methods"]) == {"mmff", "uff"}
@@ -37,6 +37,11 @@ def test_run_writes_tables_summary_report_and_manifest(tiny_dataset, tmp_path):
     assert manifest["settings"]["oracle"]["oracle"] == "xtb" and manifest["settings"]["run"]["fmax_ev_ang"] == 0.03
     assert manifest["settings"]["step_counting"] == "ASE Optimizer.get_number_of_steps()"
     assert len(manifest["settings"]["dataset"]["ids"]) == 3 and "tblite" in manifest["versions"]
+    from bench.artifacts import sha256_file
+
+    assert manifest["tables"]["relax"]["sha256"] == sha256_file(run / "relax.parquet")
+    assert manifest["settings"]["bootstrap"]["n_resamples"] == 1000 and "n_failed" in manifest["settings"]["failure_rule"]
+    assert summary["label"].startswith(summary["benchmark"]["dataset"]) and "fmax=0.03" in summary["label"]
 
     # a second run computes nothing new: every oracle result is in the store
     store = ResultStore(tmp_path / "store.sqlite")
@@ -53,7 +58,17 @@ def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
     assert result.exit_code != 0 and "must include 'mmff'" in str(result.exception)
     result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "mmff,gaff",
                                       "--out", str(tmp_path / "r")])
-    assert "Unknown baseline 'gaff'" in str(result.exception)
+    assert "unknown baseline 'gaff'" in str(result.exception)
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "mmff,xtb",
+                                      "--out", str(tmp_path / "r")])
+    assert "baseline 'xtb' is a pre-relaxation with the run's oracle 'xtb' itself" in str(result.exception)
+    for option, value, message in (("--fmax", "nan", "--fmax must be a finite number > 0"),
+                                   ("--fmax", "inf", "--fmax must be a finite number > 0"),
+                                   ("--workers", "-1", "--workers must be >= 1"),
+                                   ("--n-steps", "0", "--n-steps must be integers >= 1")):
+        result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), option, value,
+                                          "--out", str(tmp_path / "r")])
+        assert result.exit_code != 0 and message in str(result.exception), (option, value)
 
 
 def test_tasks_and_max_atoms_choose_what_a_run_computes(tiny_dataset, tmp_path):
@@ -138,12 +153,23 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     assert sorted(relax.loc[relax["method"] == "tiny/n=12", "seed"].unique()) == [0, 1, 2]  # three seeds pooled
     assert relax.loc[relax["method"] == "mmff", "seed"].isna().all()
     assert len(relax[relax["method"] == "tiny/n=12"]) == 2 * 3
-    assert relax.loc[relax["method"] == "tiny-det/n=12", "seed"].tolist() == [0, 0]  # deterministic: one seed
+    det = relax[relax["method"] == "tiny-det/n=12"]
+    assert len(det) == 2 and det["seed"].isna().all()  # deterministic: one run, no seed
+    assert (relax.loc[relax["method"] == "tiny/n=12", "network_evaluations"] == 13).all()
+    assert (relax.loc[relax["method"] == "tiny/n=12", "start_step"] == 12).all()
     path = pd.read_csv(tmp_path / "run" / "path.csv")
     assert sorted(path["frame"].unique()) == list(range(14))  # start, 12 reverse steps, final decode
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    entry = manifest["settings"]["denoisers"][str(tmp_path / "tiny.yml")]
+    entry = manifest["settings"]["denoisers"]["tiny"]
     assert entry["card"]["key"] == "tiny" and entry["backend"] in ("cpp", "torch")
+    assert entry["start_steps"] == [2, 12] and entry["start_steps_from"] == "--n-steps"
+
+    # without --n-steps each card's own start steps are used
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", "--denoiser", str(tmp_path / "tiny.yml"), "--seeds", "0",
+                                      "--tasks", "energy-ratio", "--out", str(tmp_path / "own")])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads((tmp_path / "own" / "summary.json").read_text())["methods"]) == {"mmff", "tiny/n=5"}
 
 
 def test_a_checkpoint_series_gives_speedup_against_epoch(tiny_dataset, tmp_path):
@@ -160,43 +186,17 @@ def test_a_checkpoint_series_gives_speedup_against_epoch(tiny_dataset, tmp_path)
         card = {"key": f"tiny-e{epoch}", "name": "tiny", "version": "0",
                 "model": {"kind": "edm-checkpoint", "path": f"e{epoch}"},
                 "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
-                "relaxation": {"n_steps": [3]},
+                "relaxation": {"n_steps": [12]},
                 "training": {"datasets": [{"name": "none", "split": "train"}], "epochs": epoch}}
         (tmp_path / f"e{epoch}.yml").write_text(yaml.safe_dump(card))
         cards += ["--denoiser", str(tmp_path / f"e{epoch}.yml")]
     result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
-                                      "--methods", "mmff", *cards, "--n-steps", "3", "--out", str(tmp_path / "r")])
+                                      "--methods", "mmff", *cards, "--seeds", "0", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     series = pd.read_csv(tmp_path / "r" / "checkpoints.csv")
     assert list(series["epoch"]) == [1, 2] and series["median_speedup"].notna().all()
     assert (tmp_path / "r" / "figures" / "speedup_epoch.png").is_file()
-
-
-def test_leaderboard_ranks_rows_from_stored_artifacts(tmp_path):
-    from bench.leaderboard import collect, write_leaderboard
-
-    def fake_run(name, methods):
-        run = tmp_path / name
-        run.mkdir()
-        (run / "summary.json").write_text(json.dumps({"label": "toy/test/xtb/fmax=0.03", "n_molecules": 3,
-                                                      "methods": methods}))
-        (run / "manifest.json").write_text(json.dumps({"hardware": {"cpu": "cpu", "cores": 2},
-                                                       "git_revision": "abc"}))
-        return run
-
-    a = fake_run("a", {"mmff": {"median_speedup": 0.0, "energy_ratio": 1.0, "median_speedup_ci95": [0, 0]},
-                       "den/n=50": {"median_speedup": 0.4, "energy_ratio": 3.0, "median_speedup_ci95": [0.3, 0.5]}})
-    b = fake_run("b", {"other/n=50": {"median_speedup": 0.4, "energy_ratio": 5.0,
-                                      "median_speedup_ci95": [0.35, 0.45]}})
-    df = collect([a, b])
-    assert list(df["method"]) == ["other/n=50", "den/n=50", "mmff"]  # tie on speedup broken by energy ratio
-    assert list(df["rank"]) == [1, 2, 3]
-    assert list(df["tied_with_next"]) == [True, False, False]  # overlapping intervals: shown as a tie
-    write_leaderboard(df, tmp_path / "lb")
-    assert "report" in (tmp_path / "lb" / "leaderboard.md").read_text()
-    assert (tmp_path / "lb" / "leaderboard.html").read_text().count("<td>other/n=50</td>") == 1
-    with pytest.raises(Exception, match="not a finished run folder"):
-        collect([tmp_path / "missing"])
+    assert (tmp_path / "r" / "figures" / "alignment_epoch.png").is_file()
 
 
 def test_a_killed_run_resumes_to_the_same_tables(tiny_dataset, tmp_path):
@@ -240,8 +240,8 @@ def test_the_dask_path_gives_the_local_numbers(tiny_dataset, tmp_path):
     from bench.runner import RunSettings, run
 
     common = dict(dataset=str(tiny_dataset), split="train", n_molecules=4, methods=("mmff", "uff"))
-    run(RunSettings(**common, workers=1), tmp_path / "local", tmp_path / "a.sqlite", progress=False)
-    run(RunSettings(**common, workers=2, dask="local"), tmp_path / "dask", tmp_path / "b.sqlite", progress=False)
+    run(RunSettings(**common, workers=1), tmp_path / "local", tmp_path / "a.sqlite")
+    run(RunSettings(**common, workers=2, dask="local"), tmp_path / "dask", tmp_path / "b.sqlite")
     a = pd.read_csv(tmp_path / "local" / "relax.csv").drop(columns=["wall_s"])
     b = pd.read_csv(tmp_path / "dask" / "relax.csv").drop(columns=["wall_s"])
     pd.testing.assert_frame_equal(a, b)
