@@ -31,7 +31,8 @@ class Col(StrEnum):
     REFERENCE_ORACLE_STEPS = "reference_oracle_steps"
     #: Network evaluations the denoiser spent on the row's molecule (0 for baselines).
     NETWORK_EVALUATIONS = "network_evaluations"
-    #: The denoiser's time for the row's molecule: evaluations x measured time per evaluation.
+    #: The method's own time for the row's molecule: a denoiser's evaluations x its measured
+    #: time per evaluation, or a baseline's computation (a UFF or xTB pre-relaxation).
     DENOISER_S = "denoiser_s"
 
 

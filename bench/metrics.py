@@ -166,6 +166,12 @@ def _ratio(numerator: float, denominator: float) -> float:
     return float("inf") if denominator <= 0 else float(numerator / denominator)
 
 
+def _nanmean(values: np.ndarray) -> float:
+    """Mean over the finite values; NaN (without a warning) when there are none."""
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def _e(s: Sample) -> np.ndarray:
     return s.own[Col.ENERGY_ABOVE_GROUND]
 
@@ -238,10 +244,10 @@ _METRICS = [
            lambda s: np.mean(_e(s) <= CHEMICAL_ACCURACY_KCAL_MOL), True),
     Metric("mean_rmsd_heavy_ang", ("energy",), "Angstrom", False,
            "mean symmetry-aware aligned RMSD of the method's structure to the oracle ground state, heavy atoms",
-           lambda s: np.nanmean(s.own[Col.RMSD_HEAVY])),
+           lambda s: _nanmean(s.own[Col.RMSD_HEAVY])),
     Metric("mean_rmsd_all_ang", ("energy",), "Angstrom", False,
            "mean symmetry-aware aligned RMSD of the method's structure to the oracle ground state, all atoms",
-           lambda s: np.nanmean(s.own[Col.RMSD_ALL])),
+           lambda s: _nanmean(s.own[Col.RMSD_ALL])),
     Metric("median_speedup", ("relax",), "fraction of steps", True,
            "median over (molecule, seed) of 1 - BFGS steps from the method / BFGS steps from the MMFF start",
            lambda s: np.median(speedups(s)), True, lambda s: speedups(s).mean(axis=1)),
@@ -262,27 +268,28 @@ _METRICS = [
            lambda s: np.median(energy_deltas(s))),
     Metric("mean_relaxed_rmsd_heavy_ang", ("relax",), "Angstrom", False,
            "mean symmetry-aware aligned RMSD of the oracle-relaxed structure to the oracle ground state, heavy atoms",
-           lambda s: np.nanmean(s.own[Col.RELAXED_RMSD_HEAVY])),
+           lambda s: _nanmean(s.own[Col.RELAXED_RMSD_HEAVY])),
     Metric("oracle_calls_saved_per_molecule", ("relax",), "force calls", True,
            "mean force calls of the relaxation from MMFF minus from the method",
            lambda s: np.mean(s.ref[Col.N_FORCE_CALLS] - s.own[Col.N_FORCE_CALLS])),
     Metric("net_saving_s_per_molecule", ("relax",), "s", True,
-           "mean of (force calls saved x the molecule's time per call in its MMFF relaxation) - the denoiser's time "
-           "(network evaluations x measured time per evaluation), on the run's hardware",
+           "mean of (force calls saved x the molecule's time per call in its MMFF relaxation) - the method's own time "
+           "(denoiser_ms_per_molecule), on the run's hardware",
            lambda s: np.mean(_oracle_s_saved(s) - s.own[Col.DENOISER_S]), True),
     Metric("network_evaluations_per_molecule", ("relax", "energy"), "evaluations", False,
            "mean network evaluations the denoiser spent per molecule (0 for baselines)",
            lambda s: np.mean(s.own[Col.NETWORK_EVALUATIONS])),
     Metric("denoiser_ms_per_molecule", ("relax", "energy"), "ms", False,
-           "mean denoiser time per molecule: network evaluations x measured time per evaluation",
+           "mean time the method itself spends per molecule: a denoiser's network evaluations x its measured time "
+           "per evaluation, or a baseline's own computation (a UFF or xTB pre-relaxation)",
            lambda s: 1000 * np.mean(s.own[Col.DENOISER_S])),
     Metric("alignment_gap", ("path",), "cosine", True,
            "mean over molecules of the frame-mean cos(Δ10, gs) - cos(Δ10, f), gs = to the relaxation of the "
            "path's end (the study's); molecules whose relaxation did not converge left out",
-           lambda s: np.nanmean(s.own[GAP_STUDY]), True),
+           lambda s: _nanmean(s.own[GAP_STUDY]), True),
     Metric("alignment_gap_fixed_gs", ("path",), "cosine", True,
            "as alignment_gap with gs = to the molecule's fixed reference ground state",
-           lambda s: np.nanmean(s.own[GAP_FIXED])),
+           lambda s: _nanmean(s.own[GAP_FIXED])),
 ]
 #: Every metric, by name, in report order.
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
