@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard kernels/csrc/*)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,xtb-python]'
 	$(BIN)/python -c "import kernels; print('C++ kernels:', 'built' if kernels.cpp_available() else kernels.cpp_unavailable_reason())"
 	touch $@
 

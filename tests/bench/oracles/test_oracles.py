@@ -355,3 +355,54 @@ def test_density_fitting_keeps_energy_differences_and_forces(water):
     gap = ((f1.energy_ev - f0.energy_ev) - (e1.energy_ev - e0.energy_ev)) * EV_TO_KCAL_MOL
     assert abs(gap) < 0.005
     np.testing.assert_allclose(f1.forces_ev_ang, e1.forces_ev_ang, atol=2e-3)
+
+
+# -- the two GFN2-xTB codes --------------------------------------------------------------------------------------
+
+def test_tblite_and_xtb_python_agree_on_shipped_molecules():
+    """The study's code (xtb-python 22.1) against tblite on 20 qm9-xtb test molecules,
+    at their MMFF starts and ground states (README, "Oracles": the measured agreement)."""
+    pytest.importorskip("xtb.ase.calculator", reason="xtb-python not installed (pip install 'edm-bench[xtb-python]')")
+    from bench.data import load_dataset
+    from bench.oracles import get_oracle
+
+    tblite, xtb_python = get_oracle("xtb"), get_oracle("xtb", backend="xtb-python")
+    assert tblite.key != xtb_python.key and "xtb" in xtb_python.describe()["versions"]
+    de, df = [], []
+    for rec in load_dataset("qm9-xtb", "test")[:20]:
+        for which in ("start", "ground"):
+            a, b = tblite.single_point(rec.to_atoms(which)), xtb_python.single_point(rec.to_atoms(which))
+            assert a.ok and b.ok
+            de.append(abs(a.energy_ev - b.energy_ev))
+            df.append(np.abs(a.forces_ev_ang - b.forces_ev_ang).max())
+    assert max(de) < 5e-4 and np.median(de) < 1e-5  # eV
+    assert max(df) < 2e-3  # eV/A
+
+
+def test_xtb_python_reads_charge_and_spin():
+    pytest.importorskip("xtb.ase.calculator", reason="xtb-python not installed")
+    from ase import Atoms
+
+    from bench.oracles import get_oracle
+
+    oh = Atoms("OH", positions=[(0, 0, 0), (0, 0, 0.97)])
+    for charge, mult in ((-1, 1), (0, 2)):
+        oh.info.update(charge=charge, multiplicity=mult)
+        a = get_oracle("xtb").single_point(oh)
+        b = get_oracle("xtb", backend="xtb-python").single_point(oh)
+        assert a.ok and b.ok and b.energy_ev == pytest.approx(a.energy_ev, abs=1e-4), (charge, mult)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"backend": "xtb-fortran"}, "unknown backend 'xtb-fortran'"),
+    ({"electronic_temperature_k": -1.0}, "electronic_temperature_k must be a finite number >= 0"),
+    ({"accuracy": float("nan")}, "accuracy must be a finite number > 0"),
+    ({"max_iterations": 0}, "max_iterations must be >= 1"),
+    ({"method": "GFN3"}, "unknown method 'GFN3'"),
+])
+def test_bad_xtb_settings_are_refused_before_any_work(settings, message):
+    from bench.errors import SettingsError
+    from bench.oracles import get_oracle
+
+    with pytest.raises(SettingsError, match=message):
+        get_oracle("xtb", **settings)
