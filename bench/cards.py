@@ -29,8 +29,8 @@ from bench.errors import InputError
 
 #: The shipped final checkpoint's card, relative to the repository root: the one
 #: place that the asv suite, the CI gate (``edm-bench gate``, ``edm-bench baseline``)
-#: and the command line take it from. Consumers skip with a message while it does
-#: not exist (it lands when its training finishes).
+#: and the command line take it from. Consumers skip with a message where a
+#: checkout lacks it (an asv run of a commit older than the card).
 DEFAULT_CARD = Path("denoisers/edm-qm9xtb-nf64-t05/epoch_0120/card.yml")
 
 

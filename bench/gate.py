@@ -126,7 +126,7 @@ def run_quick_suite(out: Path, suite: QuickSuite = QuickSuite(), denoiser_seed: 
     for stale in ("summary.json", "manifest.json", PERF_FILE):  # a previous gate's results must not be checked again
         (out / stale).unlink(missing_ok=True)
     if science and not suite.card.is_file():
-        print(f"gate: science metrics skipped: the shipped checkpoint's card {suite.card} does not exist yet",
+        print(f"gate: science metrics skipped: the shipped checkpoint's card {suite.card} is not in this checkout",
               file=sys.stderr)
     elif science:
         _call(suite.run_command(out, denoiser_seed, store or out / "store.sqlite"))
@@ -277,7 +277,7 @@ def measure_baseline(path: Path, repeats: int, part: str, work: Path, suite: Qui
     card = None
     if part == "science":
         if not suite.card.is_file():
-            raise InputError(f"the shipped checkpoint's card {suite.card} does not exist yet: no science baseline")
+            raise InputError(f"the shipped checkpoint's card {suite.card} is not in this checkout: no science baseline")
         card = read_card(suite.card)
     vary_molecules = card is not None and float(card["relaxation"].get("noise_scale", 1.0)) == 0
     varied = {"perf": "the process (K separate perf runs)", "science": "the denoiser seed (0..K-1)"}[part]

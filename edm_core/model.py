@@ -188,7 +188,7 @@ class EDMDenoiser(nn.Module):
         Training and gradient-enabled calls always use the torch reference.
 
         ``allow_tf32`` (opt-in, triton only) runs the pair products on TF32 tensor
-        cores; ``edm-bench perf --tf32`` reports the error it costs."""
+        cores; ``edm-bench perf --backends triton-tf32`` times it on a GPU."""
         from edm_core.backends import make_network, resolve_backend
 
         if isinstance(self.model.dynamics, _NoTorchNetwork):

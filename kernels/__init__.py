@@ -1,4 +1,4 @@
-"""Compiled inference core: C++ (OpenMP) and, later, Triton kernels for the EGNN.
+"""Compiled inference core: C++ (OpenMP) and Triton kernels for the EGNN.
 
 The C++ module ``kernels._egnn_cpp`` is built by the top-level ``CMakeLists.txt``
 through scikit-build-core when the project is pip-installed. A machine without a

@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from bench.errors import SettingsError
 from bench.oracles.base import OPTIMIZERS, Oracle, RelaxResult, SinglePointResult, resolve_optimizer
 
 ORACLES: dict[str, str] = {
@@ -34,11 +35,12 @@ def get_oracle(name: str, **settings: Any) -> Oracle:
 
     Raises
     ------
-    ValueError
-        For an unknown name (the message lists the choices) or bad settings.
+    SettingsError
+        For an unknown name (the message lists the choices) or bad settings
+        (a ``ValueError`` too).
     """
     if name not in ORACLES:
-        raise ValueError(f"Unknown oracle {name!r}, choose from {sorted(ORACLES)}")
+        raise SettingsError(f"--oracle: unknown oracle {name!r}; choose from {sorted(ORACLES)}")
     module, cls = ORACLES[name].split(":")
     return getattr(importlib.import_module(module), cls)(**settings)
 

@@ -42,3 +42,18 @@ def test_oracle_options_are_typed_and_unknown_ones_are_one_clear_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "oracle 'xtb': unknown setting(s) ['density_fit']" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["--tasks", "nosuch"], ["--oracle", "orca"], ["-n", "0"], ["--fmax", "nan"], ["--fmax", "inf"],
+    ["--workers", "-1"], ["--methods", "mmff,xtb"], ["--methods", "uff"], ["--n-steps", "0"],
+    ["--oracle-option", "electronic_temperature_k=-1"], ["--oracle-option", "backend=fortran"],
+    ["--denoiser", "no/such/card.yml"],
+])
+def test_bad_run_values_end_in_one_line_and_exit_2(args, tmp_path):
+    """Each user mistake: exit status 2, one line naming the option or file, no traceback."""
+    result = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(tmp_path / "r"),
+                             "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "it/s" not in line]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr

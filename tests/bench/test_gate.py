@@ -140,7 +140,7 @@ def test_the_gate_passes_at_the_baseline_and_fails_past_a_tolerance(tmp_path, mo
 
 
 def test_science_baseline_needs_the_card(tmp_path):
-    with pytest.raises(InputError, match="does not exist yet"):
+    with pytest.raises(InputError, match="is not in this checkout"):
         measure_baseline(tmp_path / "b.yml", 3, "science", tmp_path, QuickSuite(card=tmp_path / "none.yml"))
 
 
