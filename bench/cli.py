@@ -119,9 +119,14 @@ def run_cmd(
     store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
     workers: Annotated[int, typer.Option(help="Oracle worker processes (0: all cores).")] = 0,
     dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
+    progress: Annotated[Optional[bool], typer.Option(
+        "--progress/--no-progress", help="Progress bars (default: on a terminal only).")] = None,
 ) -> None:
     """Run the relaxation tasks on a dataset split and write tables, summary and report."""
     import os
+
+    if progress is not None:
+        os.environ["EDM_BENCH_PROGRESS"] = "1" if progress else "0"
 
     from bench.cards import shipped_cards
     from bench.runner import RunSettings, print_summary, run

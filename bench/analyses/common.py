@@ -26,6 +26,7 @@ from bench.cards import load_denoisers
 from bench.data.dataset import write_json_atomic
 from bench.errors import EdmBenchError
 from bench.manifest import make_manifest
+from bench.progress import show_progress
 from bench.reports.analysis import write_analysis_report
 from bench.store import ResultStore, settings_hash
 
@@ -76,7 +77,7 @@ def cached_jobs(store: ResultStore | None, kind: str, jobs: Sequence[tuple[str, 
     docs: list[dict | None] = [store.get(kind, key) if store is not None else None for key, _, _ in jobs]
     missing = [i for i, doc in enumerate(docs) if doc is None]
     errors: list[BaseException] = []
-    with tqdm(total=len(missing), desc=f"{kind} jobs", disable=not missing, leave=False) as bar:
+    with tqdm(total=len(missing), desc=f"{kind} jobs", disable=not show_progress(len(missing)), leave=False) as bar:
         def keep(i: int, doc: dict) -> None:
             if store is not None:
                 store.put(kind, jobs[i][0], doc)

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from bench.data.validate import check_molecule, default_multiplicity
 from bench.errors import InputError, OracleFailure, SettingsError
 from bench.parallel import WORKER_RETRIES
+from bench.progress import show_progress
 from bench.store import ResultStore, geometry_hash, settings_hash
 
 
@@ -288,7 +289,7 @@ class Oracle:
                 first_of[key] = idx
                 todo.append((idx, key))
         what = "relaxations" if kind == "relax" else "single points"
-        bar = tqdm(total=len(todo), desc=f"{self.name} {what}", disable=not todo, leave=False)
+        bar = tqdm(total=len(todo), desc=f"{self.name} {what}", disable=not show_progress(len(todo)), leave=False)
         pending: dict[Future, tuple[int, str, int]] = {}
         for idx, key in todo:
             atoms, name = items[idx]

@@ -83,9 +83,11 @@ def stability(molecules: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, f
 
 
 def to_rdkit(numbers: np.ndarray, orders: np.ndarray):
-    """An RDKit molecule with EDM's perceived bonds, or None if RDKit cannot sanitize it."""
-    from rdkit import Chem
+    """An RDKit molecule with EDM's perceived bonds, or None if RDKit cannot sanitize it
+    (the suite decides validity here, so RDKit's own valence warnings are silenced)."""
+    from rdkit import Chem, RDLogger
 
+    RDLogger.DisableLog("rdApp.*")
     mol = Chem.RWMol()
     for z in numbers:
         mol.AddAtom(Chem.Atom(int(z)))
