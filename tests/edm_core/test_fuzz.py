@@ -76,3 +76,23 @@ def test_edge_molecules_are_refused_by_name_or_relaxed_to_finite_positions():
         tally(MALFORMED)
         (out,) = MODEL.relax([(numbers, positions)], 3, seed=0, names=[name]).positions
         assert out.shape == positions.shape and np.all(np.isfinite(out)), name
+
+
+def test_the_closest_pair_search_is_exact_and_bounded(rng):
+    import tracemalloc
+
+    from edm_core.geometry import closest_pair
+
+    pos = rng.uniform(0, 5, size=(60, 3))
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + np.diag(np.full(60, np.inf))
+    i, j = np.unravel_index(np.argmin(d), d.shape)
+    assert closest_pair(pos) == (min(i, j), max(i, j), pytest.approx(d.min()))
+    same = pos.copy()
+    same[17] = same[3]
+    assert closest_pair(same) == (3, 17, 0.0)
+    big = rng.uniform(0, 100, size=(30_000, 3))  # an N x N matrix would be 21.6 GB
+    tracemalloc.start()
+    closest_pair(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 50 * 2**20
