@@ -13,6 +13,10 @@ import pytest
     [
         ("bench.reports", ["torch", "tblite", "pyscf", "edm_core"]),
         ("bench.leaderboard", ["torch", "tblite", "pyscf", "edm_core"]),
+        # the metrics are pure functions of tables: nothing of the data, oracle, task or run layers
+        ("bench.metrics", ["torch", "tblite", "pyscf", "rdkit", "edm_core", "bench.data", "bench.oracles",
+                           "bench.tasks", "bench.runner"]),
+        ("bench.artifacts", ["torch", "edm_core", "bench.oracles", "bench.tasks", "bench.metrics"]),
         ("bench.oracles", ["tblite", "pyscf", "torch", "edm_core.model"]),
         # edm_core.geometry (the coincident-atom check, torch-free) is the one model module data may use
         ("bench.data", ["edm_core.model", "edm_core.diffusion", "edm_core.checkpoint", "torch", "tblite"]),
