@@ -205,7 +205,7 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
             from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
 
             try:
-                network = OnnxNetwork(target, source=str(target))
+                network = OnnxNetwork(target, source=str(target), zero_nan=False)
             except OnnxSignatureError as exc:
                 raise InputError(f"{card_path}: {exc}") from exc
             if network.config is None:

@@ -127,6 +127,41 @@ def as_numbers_positions(molecule: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(molecule.numbers), np.asarray(molecule.positions, dtype=float)
 
 
+class NetworkOutputError(ValueError):
+    """An outside network (ONNX file, entry point) returned something that is not a
+    noise prediction for its input: wrong shape or type, or NaN/inf."""
+
+
+class CheckedNetwork:
+    """An outside network checked at the boundary: its output must be a floating
+    tensor of the input's shape, finite on every real atom. A violation raises
+    :class:`NetworkOutputError` naming the molecules of the batch it concerns, so
+    that a caller retrying molecule by molecule fails only those (a NaN is never
+    turned into a zero step)."""
+
+    def __init__(self, network: Any, description: str) -> None:
+        self.network, self.description = network, description
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+        out = self.network(z, t, node_mask)
+        if not isinstance(out, torch.Tensor):
+            try:
+                out = torch.as_tensor(np.asarray(out))
+            except (TypeError, ValueError) as exc:
+                raise NetworkOutputError(f"{self.description}: output is not an array ({type(out).__name__})"
+                                         ) from exc
+        if tuple(out.shape) != tuple(z.shape):
+            raise NetworkOutputError(f"{self.description}: output has shape {tuple(out.shape)}, expected "
+                                     f"{tuple(z.shape)} (the noise on z: batch, atoms, 3 + K + c)")
+        if not out.is_floating_point():
+            raise NetworkOutputError(f"{self.description}: output has dtype {out.dtype}, expected a float")
+        bad = (~torch.isfinite(out) & (node_mask > 0)).flatten(1).any(dim=1)
+        if bad.any():
+            raise NetworkOutputError(f"{self.description}: NaN or inf in the output for molecule(s) "
+                                     f"{bad.nonzero().flatten().tolist()} of a batch of {len(bad)}")
+        return out.to(z.dtype).to(z.device)
+
+
 class _NoTorchNetwork(nn.Module):
     """Stands in for the EGNN of a denoiser that runs through an outside network."""
 
@@ -174,11 +209,12 @@ class EDMDenoiser(nn.Module):
     def from_network(cls, config: EDMConfig, network: Any, description: str) -> "EDMDenoiser":
         """A denoiser whose network is an outside callable ``network(z, t, node_mask)``
         (an ONNX session, a Python entry point): the sampler, schedule and
-        normalisation are ours, the weights are not. Gradient-enabled calls are
-        refused (there is no torch network to differentiate)."""
+        normalisation are ours, the weights are not. Its outputs are checked
+        (:class:`CheckedNetwork`). Gradient-enabled calls are refused (there is no
+        torch network to differentiate)."""
         denoiser = cls(config)
         denoiser.model.dynamics = _NoTorchNetwork(description)
-        denoiser.model.__dict__["inference_network"] = network
+        denoiser.model.__dict__["inference_network"] = CheckedNetwork(network, description)
         denoiser.backend = description
         return denoiser
 

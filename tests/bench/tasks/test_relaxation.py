@@ -115,3 +115,48 @@ def test_one_bad_molecule_fails_alone_and_is_named():
     assert by_name["ok1"].network_evaluations == 8 and by_name["ok1"].start_step == 7
     assert by_name["ok1"].denoiser_s > 0 and by_name["refused"].network_evaluations == 0
     assert paths[names.index("nan")] is None and paths[0].shape == (2, 2, 3)
+
+
+def outside_denoiser(network):
+    from edm_core import EDMConfig, EDMDenoiser
+
+    return EDMDenoiser.from_network(EDMConfig(nf=8, n_layers=1), network, "entry point test:net")
+
+
+def test_an_outside_network_that_returns_nan_fails_only_those_molecules():
+    import torch
+
+    def network(z, t, node_mask):  # NaN for molecules with 3 atoms, zero noise for the others
+        out = torch.zeros_like(z)
+        out[node_mask[:, :, 0].sum(dim=1) == 3] = float("nan")
+        return out
+
+    records = [ToyRecord("two-a", 0.1), ToyRecord("three", 0.1), ToyRecord("two-b", 0.2)]
+    records[1].numbers, records[1].n_atoms = np.array([1, 1, 1]), 3
+    records[1].start_positions = np.array([[0.0, 0, 0], [0.9, 0, 0], [0, 0.9, 0]])
+    starts, _ = denoiser_starts(records, outside_denoiser(network), n_steps=3)
+    assert starts[0].positions is not None and starts[2].positions is not None
+    assert starts[1].positions is None and "NaN or inf in the output" in starts[1].message
+
+
+@pytest.mark.parametrize(("network", "message"), [
+    (lambda z, t, m: z.long(), "expected a float"),
+    (lambda z, t, m: None, "output is not an array"),
+    (lambda z, t, m: z[..., :3], "output has shape"),
+])
+def test_an_outside_network_of_the_wrong_shape_or_type_fails_its_molecules(network, message):
+    records = [ToyRecord("a", 0.1), ToyRecord("b", 0.2)]
+    starts, _ = denoiser_starts(records, outside_denoiser(network), n_steps=2)
+    for start in starts:
+        assert start.positions is None and message in start.message
+
+
+def test_a_network_wrong_only_for_batches_is_never_broadcast():
+    """The first molecule's output for the whole batch (it was broadcast before):
+    the batch is refused and each molecule runs alone, as it would by itself."""
+    records = [ToyRecord("a", 0.1), ToyRecord("b", 0.3)]
+    den = outside_denoiser(lambda z, t, m: z[:1] * 0.1)
+    starts, _ = denoiser_starts(records, den, n_steps=2, seed=4)
+    for rec, start in zip(records, starts):
+        [alone], _ = denoiser_starts([rec], den, n_steps=2, seed=4)
+        np.testing.assert_allclose(start.positions, alone.positions)
