@@ -171,14 +171,19 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: str = "auto") -> Any:
+def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: str = "auto",
+                  trust_code: bool = False) -> Any:
     """The denoiser a card describes, as an :class:`edm_core.EDMDenoiser`.
+
+    An ``entry-point`` card imports a Python module, which runs its code with the
+    user's rights: it is refused unless ``trust_code`` (``--trust-code``) says so.
+    Checkpoints and ONNX files are data and never run code.
 
     Raises
     ------
     InputError
         Invalid card, missing or escaping path, sha256 mismatch, unknown entry
-        point, an ONNX file with the wrong signature.
+        point or one without consent, an ONNX file with the wrong signature.
     """
     from edm_core import CheckpointError, EDMConfig, EDMDenoiser, load_checkpoint
 
@@ -187,11 +192,17 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
     model = card["model"]
     kind = model["kind"]
     if kind == "entry-point":
+        if not trust_code:
+            raise InputError(f"{card_path}: entry point {model['entry_point']!r} would import and run Python code "
+                             "with your rights; pass --trust-code (trust_code=True) if you trust it")
         module_name, attr = model["entry_point"].split(":")
         try:
             obj = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise InputError(f"{card_path}: entry point {model['entry_point']!r} not found ({exc})") from exc
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - outside code failing on import
+            raise InputError(f"{card_path}: importing entry point {model['entry_point']!r} failed "
+                             f"({type(exc).__name__}: {exc})") from exc
         if not callable(getattr(obj, "predict_noise", None)) or not hasattr(obj, "config"):
             raise InputError(f"{card_path}: entry point {model['entry_point']!r} must have `config` and "
                              "`predict_noise(z, t, node_mask)`")
@@ -227,12 +238,12 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
     return denoiser
 
 
-def load_denoisers(paths: Sequence[str | Path]) -> dict[str, Any]:
+def load_denoisers(paths: Sequence[str | Path], trust_code: bool = False) -> dict[str, Any]:
     """The denoisers of the cards, keyed by card key (a checkpoint series keeps its
     order); two cards with one key are refused, as their rows would merge."""
     denoisers: dict[str, Any] = {}
     for path in paths:
-        denoiser = load_denoiser(path)
+        denoiser = load_denoiser(path, trust_code=trust_code)
         key = denoiser.card["key"]
         if key in denoisers:
             raise InputError(f"{path}: card key {key!r} is used by another card of this run")

@@ -71,6 +71,8 @@ def data_read(
 
 
 card_app = typer.Typer(help="Denoiser cards.", no_args_is_help=True)
+_TRUST_HELP = ("Allow entry-point cards: they import a Python module, which runs with your rights "
+               "(checkpoints and ONNX files never run code).")
 app.add_typer(card_app, name="card")
 
 
@@ -78,6 +80,7 @@ app.add_typer(card_app, name="card")
 def card_validate(
     paths: Annotated[list[Path], typer.Argument(help="Card files (YAML).")],
     load: Annotated[bool, typer.Option(help="Also load each denoiser (checks paths, sha256, signature).")] = False,
+    trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
 ) -> None:
     """Check cards against the schema (unknown keys rejected); exit 1 on the first bad one."""
     from bench.cards import load_denoiser, read_card
@@ -85,7 +88,7 @@ def card_validate(
     for path in paths:
         card = read_card(path)
         if load:
-            load_denoiser(path)
+            load_denoiser(path, trust_code=trust_code)
         typer.echo(f"ok  {path}  ({card['key']})")
 
 
@@ -121,6 +124,7 @@ def run_cmd(
     dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
     progress: Annotated[Optional[bool], typer.Option(
         "--progress/--no-progress", help="Progress bars (default: on a terminal only).")] = None,
+    trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
 ) -> None:
     """Run the relaxation tasks on a dataset split and write tables, summary and report."""
     import os
@@ -139,7 +143,7 @@ def run_cmd(
                            denoisers=tuple(str(p) for p in cards),
                            n_steps=_ints(n_steps, "--n-steps"),
                            workers=workers or os.cpu_count() or 1, dask=dask,
-                           denoiser_seeds=_ints(seeds, "--seeds") or ())
+                           denoiser_seeds=_ints(seeds, "--seeds") or (), trust_code=trust_code)
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     print_summary(summary)
@@ -340,6 +344,7 @@ def boltzmann_cmd(
     workers: Annotated[int, typer.Option(help="Oracle worker processes (0: all cores).")] = 0,
     dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
     threads: Annotated[Optional[int], typer.Option(help=_THREADS_HELP)] = None,
+    trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
 ) -> None:
     """Boltzmann sampling: oracle MCMC vs the repeated diffusion step, the map T = u n^2, and the control."""
     import dataclasses
@@ -350,7 +355,7 @@ def boltzmann_cmd(
     _set_threads(threads)
     settings = dataclasses.replace(
         PROFILES["quick" if quick else "study"], workers=workers or os.cpu_count() or 1, dask=dask,
-        denoisers=tuple(str(p) for p in denoiser or ()),
+        denoisers=tuple(str(p) for p in denoiser or ()), trust_code=trust_code,
         **_given(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, max_atoms=max_atoms, oracle=oracle,
                  temperatures_k=_floats(temperatures), mcmc_steps=mcmc_steps, mcmc_burn_in=mcmc_burn_in,
                  step_ang=step, n_values=_ints(n_values), repeats=repeats, repeat_burn_in=repeat_burn_in))
@@ -360,11 +365,12 @@ def boltzmann_cmd(
 
 
 def _generation_settings(task: str, quick: bool, denoiser: Optional[list[Path]], n_molecules: Optional[int],
-                         seed: int, dataset: str):
+                         seed: int, dataset: str, trust_code: bool):
     from bench.analyses import QUICK_MOLECULES, GenerationSettings
 
     n = n_molecules or (QUICK_MOLECULES[task] if quick else 100)
-    return GenerationSettings(n_molecules=n, seed=seed, dataset=dataset, denoisers=tuple(str(p) for p in denoiser or ()))
+    return GenerationSettings(n_molecules=n, seed=seed, dataset=dataset, denoisers=tuple(str(p) for p in denoiser or ()),
+                              trust_code=trust_code)
 
 
 _DENOISERS_HELP = "Denoiser card (repeatable: a checkpoint series); needs a model trained on all noise levels."
@@ -378,12 +384,13 @@ def phases_cmd(
     n_molecules: Annotated[Optional[int], typer.Option("--n-molecules", "-n", help="Molecules to generate.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of sizes and noise.")] = 0,
     threads: Annotated[Optional[int], typer.Option(help=_THREADS_HELP)] = None,
+    trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
 ) -> None:
     """Phases of generation: per reverse step, step size, bond-length error and what is final (figure 2)."""
     from bench.analyses import run_phases
 
     _set_threads(threads)
-    summary = run_phases(_generation_settings("phases", quick, denoiser, n_molecules, seed, "qm9-xtb"), out)
+    summary = run_phases(_generation_settings("phases", quick, denoiser, n_molecules, seed, "qm9-xtb", trust_code), out)
     typer.echo(json.dumps(summary["methods"], indent=1))
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 
@@ -397,12 +404,14 @@ def generation_cmd(
     seed: Annotated[int, typer.Option(help="Seed of sizes and noise.")] = 0,
     dataset: Annotated[str, typer.Option(help="Set whose train split defines novelty.")] = "qm9-xtb",
     threads: Annotated[Optional[int], typer.Option(help=_THREADS_HELP)] = None,
+    trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
 ) -> None:
     """Generation quality: atom and molecule stability, RDKit validity, uniqueness, novelty."""
     from bench.analyses import run_generation
 
     _set_threads(threads)
-    summary = run_generation(_generation_settings("generation", quick, denoiser, n_molecules, seed, dataset), out)
+    summary = run_generation(_generation_settings("generation", quick, denoiser, n_molecules, seed, dataset,
+                                                  trust_code), out)
     typer.echo(json.dumps(summary["methods"], indent=1))
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 

@@ -66,6 +66,8 @@ class RunSettings:
     max_steps: int = 1000
     workers: int = 1
     dask: str | None = None
+    #: Allow entry-point cards, which import and run Python code.
+    trust_code: bool = False
     bootstrap: metrics.Bootstrap = field(default_factory=metrics.Bootstrap)
 
     def __post_init__(self) -> None:
@@ -145,7 +147,7 @@ def denoiser_plan(denoiser: Any, settings: RunSettings) -> dict[str, Any]:
 
 
 def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: float) -> dict[str, Any]:
-    denoisers = load_denoisers(settings.denoisers)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
     plans = {key: denoiser_plan(d, settings) for key, d in denoisers.items()}
     dataset_manifest = read_manifest(settings.dataset)
     # The dataset's ground states are minima of its own oracle; under another

@@ -76,6 +76,8 @@ class BoltzmannSettings:
     #: Oracle energies of the control chain at this many log-spaced repeats.
     control_points: int = 12
     denoisers: tuple[str, ...] = ()
+    #: Allow entry-point cards, which import and run Python code.
+    trust_code: bool = False
     workers: int = 1
     dask: str | None = None
 
@@ -112,7 +114,7 @@ def run_boltzmann(settings: BoltzmannSettings, out_dir: Path, store_path: Path |
     records = select_flexible(records, settings.n_molecules, settings.seed,
                               source=f"{settings.dataset}/{settings.split}"
                                      + (f" (<= {settings.max_atoms} atoms)" if settings.max_atoms else ""))
-    denoisers = load_denoisers(settings.denoisers)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
     store = ResultStore(store_path or out_dir / "store.sqlite")
     with contextlib.ExitStack() as stack:
         # Oracle work always runs in worker processes started with one OpenMP

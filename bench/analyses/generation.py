@@ -37,6 +37,8 @@ class GenerationSettings:
     #: The training set whose ``train`` split defines novelty (generation only).
     dataset: str = "qm9-xtb"
     denoisers: tuple[str, ...] = ()
+    #: Allow entry-point cards, which import and run Python code.
+    trust_code: bool = False
 
     def __post_init__(self) -> None:
         if self.n_molecules < 1 or self.batch_size < 1:
@@ -64,7 +66,7 @@ def run_phases(settings: GenerationSettings, out_dir: Path) -> dict[str, Any]:
     """Generate molecules keeping every step, measure the phase metrics per step
     and molecule, average them, and write the run folder; return the summary."""
     t0 = time.perf_counter()
-    denoisers = load_denoisers(settings.denoisers)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
     messages = low_noise_warnings(denoisers, "phases")
     per_frame, summaries, ends, methods = [], [], [], {}
     for key, denoiser in denoisers.items():
@@ -99,7 +101,7 @@ def run_generation(settings: GenerationSettings, out_dir: Path) -> dict[str, Any
     """Generate molecules and compute EDM's quality metrics (novelty against the
     training split of ``settings.dataset``); write the run folder; return the summary."""
     t0 = time.perf_counter()
-    denoisers = load_denoisers(settings.denoisers)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
     messages = low_noise_warnings(denoisers, "generation")
     training = canonical_smiles(r.smiles for r in load_dataset(settings.dataset, "train"))
     samples, rows, methods = [], [], {}

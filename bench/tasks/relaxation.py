@@ -133,8 +133,9 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
     ``add_noise`` noises the start to step n first (the study did not).
 
     Molecules the model cannot take (an element it lacks, too many atoms) fail with
-    its message. A batch whose call raises is run again molecule by molecule, so
-    only the molecules that raise fail; an output with NaN, inf, a wrong shape or
+    its message. A batch whose call raises (``SystemExit`` included: outside code
+    cannot end the run) is run again molecule by molecule, so only the molecules
+    that raise fail; an output with NaN, inf, a wrong shape or
     coincident atoms fails that molecule only. The denoiser's cost is its measured
     wall time spread over the network evaluations (n reverse steps and the final
     decode per molecule).
@@ -167,12 +168,12 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
         out = call(ok) if ok else None
         for k, i in enumerate(ok):
             results[i] = (out.positions[k], out.paths[k] if keep_path else None)
-    except Exception:  # noqa: BLE001 - a denoiser is outside code; find the molecules that fail
+    except (Exception, SystemExit):  # noqa: BLE001 - a denoiser is outside code; find the molecules that fail
         for i in ok:
             try:
                 one = call([i])
                 results[i] = (one.positions[0], one.paths[0] if keep_path else None)
-            except Exception as exc:  # noqa: BLE001 - recorded as this molecule's failure
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - this molecule's failure (sys.exit too)
                 results[i] = f"denoiser raised {type(exc).__name__}: {exc}"
     per_eval_s = (time.perf_counter() - t0) / max(1, evaluations * len(ok))
     for i in ok:

@@ -69,7 +69,8 @@ def test_the_three_ways_in_give_the_same_denoiser(tmp_path, tiny):
     sha = sha256_of(tmp_path / "ckpt" / "model.safetensors")
     a = load_denoiser(write(tmp_path / "a.yml", card("edm-checkpoint", path="ckpt", sha256=sha)), backend="torch")
     b = load_denoiser(write(tmp_path / "b.yml", card("onnx", path="tiny.onnx")))
-    c = load_denoiser(write(tmp_path / "c.yml", card("entry-point", entry_point="tests.bench.test_cards:ENTRY")))
+    c = load_denoiser(write(tmp_path / "c.yml", card("entry-point", entry_point="tests.bench.test_cards:ENTRY")),
+                      trust_code=True)
     ref = relaxed(tiny)
     for model in (a, b, c):
         np.testing.assert_allclose(relaxed(model), ref, atol=1e-4)
@@ -117,9 +118,11 @@ def test_paths_shas_signatures_and_entry_points_are_checked(tmp_path, tiny):
     with pytest.raises(InputError, match="not a loadable ONNX model"):
         load_denoiser(write(tmp_path / "o.yml", card("onnx", path="junk.onnx")))
     with pytest.raises(InputError, match="entry point 'tests.bench.test_cards:NOPE' not found"):
-        load_denoiser(write(tmp_path / "e.yml", card("entry-point", entry_point="tests.bench.test_cards:NOPE")))
+        load_denoiser(write(tmp_path / "e.yml", card("entry-point", entry_point="tests.bench.test_cards:NOPE")),
+                      trust_code=True)
     with pytest.raises(InputError, match="must have `config`"):
-        load_denoiser(write(tmp_path / "e.yml", card("entry-point", entry_point="tests.bench.test_cards:card")))
+        load_denoiser(write(tmp_path / "e.yml", card("entry-point", entry_point="tests.bench.test_cards:card")),
+                      trust_code=True)
     doc = card("edm-checkpoint", path="ckpt")
     doc["diffusion"]["timesteps"] = 500
     with pytest.raises(InputError, match="card says T=500"):
@@ -173,3 +176,22 @@ def test_the_shipped_card_is_found_from_anywhere_or_refused_clearly(tmp_path, mo
     monkeypatch.setattr(cards, "DEFAULT_CARD", Path("denoisers/none/card.yml"))
     with pytest.raises(InputError, match="denoisers/none/card.yml is not in this checkout"):
         cards.shipped_card()
+
+
+def test_an_entry_point_runs_only_with_consent(tmp_path, monkeypatch):
+    """Importing an entry point's module runs its code: refused without trust_code,
+    and a module that exits on import is an error of that card, not the end of the run."""
+    import sys
+
+    module = tmp_path / "exits_on_import.py"
+    marker = tmp_path / "ran"
+    module.write_text(f"import pathlib, sys\npathlib.Path({str(marker)!r}).write_text('ran')\nsys.exit(0)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(tmp_path / "e.yml", card("entry-point", entry_point="exits_on_import:NET"))
+    with pytest.raises(InputError, match="pass --trust-code"):
+        load_denoiser(path)
+    assert not marker.exists()  # nothing was imported
+    with pytest.raises(InputError, match="importing entry point .* failed \\(SystemExit"):
+        load_denoiser(path, trust_code=True)
+    assert marker.exists()
+    sys.modules.pop("exits_on_import", None)

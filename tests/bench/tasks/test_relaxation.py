@@ -160,3 +160,10 @@ def test_a_network_wrong_only_for_batches_is_never_broadcast():
     for rec, start in zip(records, starts):
         [alone], _ = denoiser_starts([rec], den, n_steps=2, seed=4)
         np.testing.assert_allclose(start.positions, alone.positions)
+
+
+def test_a_network_that_calls_sys_exit_fails_its_molecules_not_the_run():
+    import sys
+
+    starts, _ = denoiser_starts([ToyRecord("a", 0.1)], outside_denoiser(lambda z, t, m: sys.exit(0)), n_steps=2)
+    assert starts[0].positions is None and "SystemExit" in starts[0].message
