@@ -108,3 +108,14 @@ def test_analysis_runs_get_their_own_table(tmp_path):
     boards = collect([issue_case(tmp_path), run])
     gen = next(b for b in boards if b.task == "generation")
     assert list(gen.rows["method"]) == ["b", "a"] and gen.primary == "molecule_stability"
+
+
+def test_a_run_that_did_not_finish_is_refused_even_over_an_old_finished_one(tmp_path):
+    """A rerun writes its manifest first and lists its tables only when it ends: one
+    that stopped midway leaves a folder the leaderboard refuses, old tables or not."""
+    run = issue_case(tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    del manifest["tables"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(InputError, match="lists no tables"):
+        collect([run])
