@@ -327,7 +327,8 @@ class Bootstrap:
         values = values[~np.isnan(values)]
         if len(values) == 0:
             return float("nan"), float("nan")
-        lo, hi = np.quantile(values, [(1 - self.level) / 2, (1 + self.level) / 2])
+        # the empirical quantiles (no interpolation: a draw may be +inf, a perfect method's ratio)
+        lo, hi = np.quantile(values, [(1 - self.level) / 2, (1 + self.level) / 2], method="inverted_cdf")
         return float(lo), float(hi)
 
 
