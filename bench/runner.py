@@ -116,7 +116,7 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None) ->
     """Run the tasks and write the run folder; return the summary."""
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    molecules = load_dataset(settings.dataset, settings.split)
+    molecules = load_dataset(settings.dataset, settings.split, verify=True)  # milliseconds: always
     if settings.max_atoms is not None:
         molecules = [r for r in molecules if r.n_atoms <= settings.max_atoms]
         if not molecules:

@@ -251,3 +251,21 @@ def test_the_dask_path_gives_the_local_numbers(tiny_dataset, tmp_path):
     b = pd.read_csv(tmp_path / "dask" / "relax.csv").drop(columns=["wall_s", "denoiser_s"])
     pd.testing.assert_frame_equal(a, b)
     assert ResultStore(tmp_path / "b.sqlite").count("relax") == 8
+
+
+def test_a_dataset_edited_after_its_build_is_refused(tiny_dataset, tmp_path):
+    """Shifted atom counts in a shard (energies of hundreds of kcal/mol, silently, before):
+    the split's content hash no longer matches its manifest."""
+    import shutil
+
+    import numpy as np
+
+    edited = tmp_path / "edited"
+    shutil.copytree(tiny_dataset, edited, ignore=shutil.ignore_patterns("work"))
+    shard = next(edited.glob("train-*.npz"))
+    arrays = dict(np.load(shard))
+    arrays["n_atoms"] = np.roll(arrays["n_atoms"], 1)
+    np.savez(shard, **arrays)
+    result = CliRunner().invoke(app, ["run", "--dataset", str(edited), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0 and "content" in str(result.exception).lower()
