@@ -150,6 +150,10 @@ def resolve_card_path(card_path: Path, relative: str, allow_outside: bool = Fals
                          "(pass allow_outside=True to allow it)")
     if not target.exists():
         raise InputError(f"{card_path}: model.path {relative!r} does not exist ({target})")
+    if not allow_outside and target.is_dir():
+        for inner in target.rglob("*"):
+            if inner.is_symlink() and base not in inner.resolve().parents:
+                raise InputError(f"{card_path}: {inner} is a link to {inner.resolve()}, outside the card's folder")
     return target
 
 

@@ -195,3 +195,13 @@ def test_an_entry_point_runs_only_with_consent(tmp_path, monkeypatch):
         load_denoiser(path, trust_code=True)
     assert marker.exists()
     sys.modules.pop("exits_on_import", None)
+
+
+def test_a_link_inside_the_checkpoint_folder_may_not_point_outside_it(tmp_path, tiny):
+    import shutil
+
+    (tmp_path / "cards" / "ckpt").mkdir(parents=True)
+    shutil.copy(tmp_path / "ckpt" / "config.json", tmp_path / "cards" / "ckpt" / "config.json")
+    (tmp_path / "cards" / "ckpt" / "model.safetensors").symlink_to(tmp_path / "ckpt" / "model.safetensors")
+    with pytest.raises(InputError, match="is a link to .* outside the card's folder"):
+        load_denoiser(write(tmp_path / "cards" / "x.yml", card("edm-checkpoint", path="ckpt")))
