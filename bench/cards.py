@@ -12,7 +12,8 @@ Three ways in (``model.kind``):
 
 Unknown keys are rejected. Paths are relative to the card's folder and may not
 leave it unless ``allow_outside=True`` is passed (cards are untrusted input).
-The weights' sha256 is checked when the card gives one.
+The model's sha256 (every file of it: weights and config) is checked when the
+card gives one.
 """
 
 from __future__ import annotations
@@ -157,14 +158,25 @@ def resolve_card_path(card_path: Path, relative: str, allow_outside: bool = Fals
     return target
 
 
-def weights_file(path: Path) -> Path:
-    """The file whose sha256 a card records: the weights inside a checkpoint folder."""
+def model_files(path: Path) -> list[Path]:
+    """The files a card's sha256 covers: the model file itself, or every file of a
+    checkpoint folder except the cards in it (weights and config alike: an edited
+    ``config.json`` changes the numbers as much as edited weights)."""
     if path.is_file():
-        return path
-    for name in ("model.safetensors", "generative_model_ema.npy", "generative_model.npy"):
-        if (path / name).is_file():
-            return path / name
-    raise InputError(f"{path}: no weights file in the checkpoint folder")
+        return [path]
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix not in (".yml", ".yaml"))
+    if not files:
+        raise InputError(f"{path}: no model files in the checkpoint folder")
+    return files
+
+
+def model_sha256(path: Path) -> str:
+    """sha256 of a model: of the file, or of a folder's (relative name, file sha256) list."""
+    files = model_files(path)
+    if path.is_file():
+        return sha256_of(path)
+    listing = "".join(f"{f.relative_to(path).as_posix()}\t{sha256_of(f)}\n" for f in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def sha256_of(path: Path) -> str:
@@ -214,8 +226,9 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
         denoiser = EDMDenoiser.from_network(config, obj.predict_noise, f"entry point {model['entry_point']}")
     else:
         target = resolve_card_path(card_path, model["path"], allow_outside)
-        if "sha256" in model and sha256_of(weights_file(target)) != model["sha256"]:
-            raise InputError(f"{card_path}: sha256 of {weights_file(target)} does not match the card")
+        if "sha256" in model and model_sha256(target) != model["sha256"]:
+            raise InputError(f"{card_path}: sha256 of {target} (" + ", ".join(f.name for f in model_files(target))
+                             + ") does not match the card")
         if kind == "onnx":
             from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
 
@@ -274,7 +287,7 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
         "version": "1",
         "authors": ["edm-bench"],
         "license": "MIT",
-        "model": {"kind": "edm-checkpoint", "path": ".", "sha256": sha256_of(root / "model.safetensors"),
+        "model": {"kind": "edm-checkpoint", "path": ".", "sha256": model_sha256(root),
                   "size_bytes": (root / "model.safetensors").stat().st_size},
         "diffusion": {"timesteps": config["diffusion_steps"], "schedule": config["diffusion_noise_schedule"],
                       "precision": config["diffusion_noise_precision"]},

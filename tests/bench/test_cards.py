@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from bench.cards import load_denoiser, read_card, sha256_of
+from bench.cards import load_denoiser, model_sha256, read_card
 from bench.errors import InputError
 from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
 from edm_core.onnx_backend import export_onnx
@@ -66,7 +66,7 @@ def relaxed(model, rng_seed=0):
 
 
 def test_the_three_ways_in_give_the_same_denoiser(tmp_path, tiny):
-    sha = sha256_of(tmp_path / "ckpt" / "model.safetensors")
+    sha = model_sha256(tmp_path / "ckpt")
     a = load_denoiser(write(tmp_path / "a.yml", card("edm-checkpoint", path="ckpt", sha256=sha)), backend="torch")
     b = load_denoiser(write(tmp_path / "b.yml", card("onnx", path="tiny.onnx")))
     c = load_denoiser(write(tmp_path / "c.yml", card("entry-point", entry_point="tests.bench.test_cards:ENTRY")),
@@ -205,3 +205,16 @@ def test_a_link_inside_the_checkpoint_folder_may_not_point_outside_it(tmp_path, 
     (tmp_path / "cards" / "ckpt" / "model.safetensors").symlink_to(tmp_path / "ckpt" / "model.safetensors")
     with pytest.raises(InputError, match="is a link to .* outside the card's folder"):
         load_denoiser(write(tmp_path / "cards" / "x.yml", card("edm-checkpoint", path="ckpt")))
+
+
+def test_the_sha256_covers_the_config_beside_the_weights(tmp_path, tiny):
+    import json
+
+    sha = model_sha256(tmp_path / "ckpt")
+    assert load_denoiser(write(tmp_path / "a.yml", card("edm-checkpoint", path="ckpt", sha256=sha)), backend="torch")
+    config = tmp_path / "ckpt" / "config.json"
+    doc = json.loads(config.read_text())
+    doc["config"]["norm_constant"] = 2.0  # changes the numbers, not the weights
+    config.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="sha256 .* does not match"):
+        load_denoiser(write(tmp_path / "a.yml", card("edm-checkpoint", path="ckpt", sha256=sha)))
