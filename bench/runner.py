@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -212,6 +213,10 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
     hashes = {name: write_table(df, out_dir / name) for name, df in tables.items()}
     manifest["tables"] = {name: {"sha256": hashes[name], "rows": len(df), "per_molecule": True}
                           for name, df in tables.items()}
+    rejected = oracle.store.n_rejected if oracle.store is not None else 0
+    manifest["store"] = {"records_failing_checksum_recomputed": rejected}
+    if rejected:
+        print(f"store: {rejected} record(s) failed their checksum and were recomputed", file=sys.stderr)
     return derive(out_dir, tables, manifest, round(time.perf_counter() - t0, 1))
 
 

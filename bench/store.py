@@ -6,6 +6,13 @@ records, task rows. Keys are content hashes (oracle settings + geometry, see
 :func:`geometry_hash`), so a repeated computation is a lookup and an interrupted
 run resumes where it stopped.
 
+Integrity: each value is stored with the sha256 of its JSON text. A record whose
+text no longer matches its checksum (edited, or written by a version of edm-bench
+without checksums into a store that has them) is not used: :meth:`get` returns
+``None``, so the work is recomputed, and :attr:`ResultStore.n_rejected` counts
+it (runs report the count). A store written before checksums existed (schema 1)
+is checksummed once, as it is, when this version first opens it.
+
 Durability: the database runs in write-ahead-log mode and every :meth:`put` is
 its own transaction, so a process killed at any point leaves the file consistent
 (SQLite's atomic commit); at most the result being written is lost. Several
@@ -28,7 +35,9 @@ import numpy as np
 
 from bench.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Prefix of a stored value: ``sha256:<hex of the JSON text>\n<JSON text>``.
+_CHECKSUM = "sha256:"
 #: Positions are rounded to this many decimals of an Angstrom before hashing.
 POSITION_DECIMALS = 6
 
@@ -42,6 +51,18 @@ def geometry_hash(numbers: np.ndarray, positions: np.ndarray, charge: int = 0, m
     h.update(np.ascontiguousarray(fixed).tobytes())
     h.update(f"{int(charge)}/{int(multiplicity)}".encode())
     return h.hexdigest()
+
+
+def _seal(text: str) -> str:
+    return f"{_CHECKSUM}{hashlib.sha256(text.encode()).hexdigest()}\n{text}"
+
+
+def _unseal(stored: str) -> str | None:
+    """The JSON text of a stored value, or None when its checksum is missing or wrong."""
+    head, sep, text = stored.partition("\n")
+    if not sep or not head.startswith(_CHECKSUM):
+        return None
+    return text if hashlib.sha256(text.encode()).hexdigest() == head[len(_CHECKSUM):] else None
 
 
 def settings_hash(settings: Any) -> str:
@@ -80,6 +101,8 @@ class ResultStore:
     def __init__(self, path: str | Path, timeout_s: float = 120.0) -> None:
         self.path = str(path)
         self.timeout_s = timeout_s
+        #: Records read from this store whose checksum failed (not used; recomputed).
+        self.n_rejected = 0
         self._conn: sqlite3.Connection | None = None
         self._pid = -1
         if self.path != ":memory:":
@@ -102,6 +125,8 @@ class ResultStore:
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
                 )
                 (version,) = conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()
+                if int(version) == 1:
+                    version = self._checksum_legacy(conn)
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path}: not a usable edm-bench results store ({exc})") from exc
             if int(version) != SCHEMA_VERSION:
@@ -111,14 +136,36 @@ class ResultStore:
             self._conn, self._pid = conn, os.getpid()
         return self._conn
 
+    @staticmethod
+    def _checksum_legacy(conn: sqlite3.Connection) -> int:
+        """Seal every record of a schema-1 store (written before checksums) as it is."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            rows = conn.execute("SELECT kind, key, value FROM results").fetchall()
+            conn.executemany("UPDATE results SET value=? WHERE kind=? AND key=?",
+                             [(_seal(value), kind, key) for kind, key, value in rows if _unseal(value) is None])
+            conn.execute("UPDATE meta SET value=? WHERE name='schema_version'", (str(SCHEMA_VERSION),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return SCHEMA_VERSION
+
+    def _decode(self, stored: str) -> dict | None:
+        text = _unseal(stored)
+        if text is None:
+            self.n_rejected += 1
+            return None
+        return json.loads(text)
+
     def get(self, kind: str, key: str) -> dict | None:
-        """Return the stored document, or ``None`` if absent."""
+        """Return the stored document, or ``None`` if absent or if its checksum fails."""
         row = self._connect().execute("SELECT value FROM results WHERE kind=? AND key=?", (kind, key)).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else self._decode(row[0])
 
     def put(self, kind: str, key: str, value: dict) -> None:
         """Store ``value`` under ``(kind, key)`` atomically, replacing any previous one."""
-        text = json.dumps(value, default=_json_default, allow_nan=True)
+        text = _seal(json.dumps(value, default=_json_default, allow_nan=True))
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -130,7 +177,7 @@ class ResultStore:
 
     def put_many(self, kind: str, items: Iterable[tuple[str, dict]]) -> None:
         """Store several documents in one transaction (all or none)."""
-        rows = [(kind, k, json.dumps(v, default=_json_default), time.time()) for k, v in items]
+        rows = [(kind, k, _seal(json.dumps(v, default=_json_default)), time.time()) for k, v in items]
         conn = self._connect()
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -141,14 +188,17 @@ class ResultStore:
             raise
 
     def keys(self, kind: str) -> set[str]:
-        """All keys stored under ``kind``."""
-        return {k for (k,) in self._connect().execute("SELECT key FROM results WHERE kind=?", (kind,))}
+        """The keys of ``kind`` whose records pass their checksum (what is done)."""
+        return {key for key, _ in self.items(kind)}
 
     def items(self, kind: str) -> Iterator[tuple[str, dict]]:
-        """Iterate over ``(key, document)`` of one kind, in key order."""
+        """Iterate over ``(key, document)`` of one kind, in key order (records whose
+        checksum fails are left out and counted)."""
         cur = self._connect().execute("SELECT key, value FROM results WHERE kind=? ORDER BY key", (kind,))
-        for key, text in cur:
-            yield key, json.loads(text)
+        for key, stored in cur.fetchall():
+            doc = self._decode(stored)
+            if doc is not None:
+                yield key, doc
 
     def created(self, kind: str) -> dict[str, float]:
         """When each document of ``kind`` was written (Unix time): shows what a resume recomputed."""

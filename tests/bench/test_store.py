@@ -111,3 +111,35 @@ def test_sigkill_mid_write_leaves_a_consistent_store(tmp_path, delay_s):
     keys = sorted(store.keys("w"))
     assert keys == [f"k-{i:08d}" for i in range(n)]
     assert all(doc["blob"] == "x" * 2000 for _, doc in store.items("w"))
+
+
+def test_an_edited_record_is_not_used_and_is_counted(tmp_path):
+    import sqlite3
+
+    store = ResultStore(tmp_path / "s.sqlite")
+    store.put("relax", "a", {"energy_ev": -1.5})
+    store.put("relax", "b", {"energy_ev": -2.5})
+    store.close()
+    with sqlite3.connect(tmp_path / "s.sqlite") as conn:  # someone edits a number in place
+        (value,) = conn.execute("SELECT value FROM results WHERE key='a'").fetchone()
+        conn.execute("UPDATE results SET value=? WHERE key='a'", (value.replace("-1.5", "-9.5"),))
+    store = ResultStore(tmp_path / "s.sqlite")
+    assert store.get("relax", "a") is None and store.n_rejected == 1  # recomputed by its caller, never used
+    assert store.get("relax", "b") == {"energy_ev": -2.5}
+    assert store.keys("relax") == {"b"} and dict(store.items("relax")) == {"b": {"energy_ev": -2.5}}
+
+
+def test_a_store_from_before_checksums_is_sealed_once_as_it_is(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE results (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+                     "created REAL NOT NULL, PRIMARY KEY (kind, key))")
+        conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        conn.execute("INSERT INTO results VALUES ('relax', 'a', '{\"energy_ev\": -1.5}', 0)")
+    store = ResultStore(path)
+    assert store.get("relax", "a") == {"energy_ev": -1.5} and store.n_rejected == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE name='schema_version'").fetchone()[0] == "2"
