@@ -314,7 +314,7 @@ def print_summary(summary: dict[str, Any], width: int | None = None) -> None:
     widths = [max([len(h), *(len(r[k]) for r in rows.values())]) + 1 for k, h in enumerate(SUMMARY_COLUMNS)]
     method_width = min(24, max(len(m) for m in rows))
     keep = len(widths)
-    while keep > 3 and method_width + sum(widths[:keep]) + 2 > console.width:
+    while keep > 3 and method_width + sum(widths[:keep]) + keep + 4 > console.width:
         keep -= 1
     shown = list(SUMMARY_COLUMNS)[:keep]
     table = Table(title=escape(f"{summary['label']} ({summary['wall_s']} s)"), box=box.SIMPLE_HEAD, pad_edge=False,
@@ -322,7 +322,7 @@ def print_summary(summary: dict[str, Any], width: int | None = None) -> None:
                       "speedup: median 1 - BFGS steps / steps from MMFF; ratio: mean E(MMFF) / mean E above the "
                       "ground state; <1kcal: fraction within 1 kcal/mol; E: mean kcal/mol; rmsd: heavy atoms, A"
                       + ("" if keep == len(widths) else f"; {len(widths) - keep} more columns in metrics.csv")))
-    table.add_column("method", overflow="fold", max_width=method_width)
+    table.add_column("method", overflow="fold", min_width=min(method_width, 16), max_width=method_width)
     for header in shown:
         table.add_column(header, justify="right", no_wrap=True)
     for method, values in rows.items():
