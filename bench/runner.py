@@ -266,7 +266,7 @@ def rederive(run_dir: Path) -> dict[str, Any]:
 
 
 def checkpoint_series(headline: pd.DataFrame, denoisers: dict[str, dict]) -> pd.DataFrame:
-    """Median speedup, energy ratio and alignment gaps per (checkpoint epoch, n): the
+    """Median speedup, energy ratio and alignment gaps per (checkpoint epoch, sampler, n): the
     study's checkpoint analysis, from the cards' ``training.epochs`` (``denoisers``
     as the manifest records them: card and start steps per card key)."""
     rows = []
@@ -274,12 +274,13 @@ def checkpoint_series(headline: pd.DataFrame, denoisers: dict[str, dict]) -> pd.
     for key, entry in denoisers.items():
         for n in entry["start_steps"]:
             name = f"{key}/n={n}"
-            row = {"denoiser": key, "epoch": entry["card"]["training"].get("epochs"), Col.START_STEP: n}
+            row = {"denoiser": key, "epoch": entry["card"]["training"].get("epochs"), Col.START_STEP: n,
+                   "sampler": "ancestral" if entry["stochastic"] else "deterministic"}
             for metric in ("median_speedup", "energy_ratio", "alignment_gap", "alignment_gap_fixed_gs"):
                 row[metric] = table.at[name, metric] if name in table.index and metric in table else None
             rows.append(row)
-    return pd.DataFrame(rows, columns=["denoiser", "epoch", Col.START_STEP, "median_speedup", "energy_ratio",
-                                       "alignment_gap", "alignment_gap_fixed_gs"])
+    return pd.DataFrame(rows, columns=["denoiser", "epoch", Col.START_STEP, "sampler", "median_speedup",
+                                       "energy_ratio", "alignment_gap", "alignment_gap_fixed_gs"])
 
 
 def _num(x: Any) -> float | int | None:

@@ -114,9 +114,10 @@ def _against_epoch(tables: dict[str, pd.DataFrame], metric: str, ylabel: str, ti
     if series is None or series.empty or series[metric].isna().all():
         return None
     fig, ax = plt.subplots(figsize=FIGSIZE)
-    for n, g in series.dropna(subset=[metric]).groupby(Col.START_STEP):
+    for (sampler, n), g in series.dropna(subset=[metric]).groupby(["sampler", Col.START_STEP]):
         g = g.sort_values("epoch")
-        ax.plot(g["epoch"], g[metric], marker="o", label=f"n = {n}")
+        ax.plot(g["epoch"], g[metric], marker="o", ls="-" if sampler == "ancestral" else "--",
+                label=f"{sampler}, n = {n}")
     ax.axhline(0, color="grey", lw=0.6)
     ax.set_xlabel("training epoch")
     ax.set_ylabel(ylabel)
