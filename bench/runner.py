@@ -313,7 +313,7 @@ def print_summary(summary: dict[str, Any], width: int | None = None) -> None:
     rows = {m: [("-" if v.get(c) is None else f"{v[c]:.3g}") for c in SUMMARY_COLUMNS.values()]
             for m, v in summary["methods"].items()}
     widths = [max([len(h), *(len(r[k]) for r in rows.values())]) + 1 for k, h in enumerate(SUMMARY_COLUMNS)]
-    method_width = min(24, max(len(m) for m in rows))
+    method_width = min(24, max(len("method"), *(len(m) for m in rows)))
     keep = len(widths)
     while keep > 3 and method_width + sum(widths[:keep]) + keep + 4 > console.width:
         keep -= 1
