@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from bench.artifacts import sha256_file
 from bench.errors import InputError
 
 #: The shipped final checkpoint's card, relative to the repository root: the one
@@ -174,17 +175,9 @@ def model_sha256(path: Path) -> str:
     """sha256 of a model: of the file, or of a folder's (relative name, file sha256) list."""
     files = model_files(path)
     if path.is_file():
-        return sha256_of(path)
-    listing = "".join(f"{f.relative_to(path).as_posix()}\t{sha256_of(f)}\n" for f in files)
+        return sha256_file(path)
+    listing = "".join(f"{f.relative_to(path).as_posix()}\t{sha256_file(f)}\n" for f in files)
     return hashlib.sha256(listing.encode()).hexdigest()
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: str = "auto",

@@ -39,8 +39,6 @@ from bench.tasks.alignment import along_path, summarise_alignment
 
 #: The tasks of a run (PROTOCOLS.md); force-alignment needs a denoiser.
 TASKS = ("energy-ratio", "relax-speedup", "force-alignment")
-#: The per-molecule tables a run writes, by task.
-TASK_TABLES = {"energy-ratio": "energy", "relax-speedup": "relax", "force-alignment": "path"}
 
 
 @dataclass(frozen=True)
@@ -329,7 +327,3 @@ def print_summary(summary: dict[str, Any], width: int | None = None) -> None:
     for method, values in rows.items():
         table.add_row(escape(method), *values[:keep])
     console.print(table)
-
-
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "summary.json").read_text())
