@@ -8,6 +8,8 @@ a table edited or truncated after its run is refused rather than ranked.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -46,6 +48,38 @@ def read_table(run_dir: Path, name: str, sha256: str) -> pd.DataFrame:
     return pd.read_parquet(path)
 
 
+#: Marker file of a run folder being written; removed when the folder is complete.
+INCOMPLETE = "INCOMPLETE"
+
+#: Files derived from a run's tables, removed when a new run starts in the folder
+#: so that none is left beside a manifest it does not belong to.
+DERIVED_FILES = ("summary.json", "report.md", "report.html")
+
+
+def begin_run_folder(out_dir: Path) -> None:
+    """Mark ``out_dir`` incomplete (created if needed) and remove a previous run's
+    derived files: until :func:`end_run_folder`, readers refuse the folder."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f"{INCOMPLETE}.tmp"
+    tmp.write_text(f"started {time.strftime('%Y-%m-%dT%H:%M:%S%z')} by process {os.getpid()}\n")
+    tmp.replace(out_dir / INCOMPLETE)
+    for name in DERIVED_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def end_run_folder(out_dir: Path) -> None:
+    """The folder is complete: remove its marker."""
+    (out_dir / INCOMPLETE).unlink(missing_ok=True)
+
+
+def check_complete(run_dir: Path) -> None:
+    """Refuse a run folder whose run has not finished (crashed, killed or still running)."""
+    marker = Path(run_dir) / INCOMPLETE
+    if marker.exists():
+        raise InputError(f"{run_dir}: incomplete run folder ({marker.read_text().strip()}, never finished); "
+                         "rerun it to complete it (finished oracle work is reused from the store)")
+
+
 def read_json(path: Path) -> dict:
     """A run folder's JSON file, or a clear error naming the folder."""
     import json
@@ -58,7 +92,8 @@ def read_json(path: Path) -> dict:
 
 def read_run_tables(run_dir: Path) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The manifest and the per-molecule tables of an ``edm-bench run`` folder,
-    each table checked against the sha256 in the manifest."""
+    each table checked against the sha256 in the manifest; an incomplete folder is refused."""
+    check_complete(run_dir)
     manifest = read_json(Path(run_dir) / "manifest.json")
     listed = manifest.get("tables")
     if not listed:

@@ -130,12 +130,28 @@ def validate_card(card: dict[str, Any], source: str = "card") -> None:
         raise InputError(f"{source}: model.kind {kind!r} needs model.{needs}")
 
 
+#: Largest card file read, in bytes (the shipped cards are about 3 KB).
+MAX_CARD_BYTES = 64 * 1024
+
+
 def read_card(path: str | Path) -> dict[str, Any]:
-    """Read and validate a card file."""
+    """Read and validate a card file.
+
+    A card is untrusted: it must be a regular file of at most :data:`MAX_CARD_BYTES`,
+    and YAML aliases are refused (nested aliases expand a few bytes into a billion
+    nodes for whatever walks the parsed card).
+    """
     path = Path(path)
     try:
-        card = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        if not path.is_file():
+            raise InputError(f"{path}: not a regular file")
+        if path.stat().st_size > MAX_CARD_BYTES:
+            raise InputError(f"{path}: {path.stat().st_size} bytes, more than the {MAX_CARD_BYTES} a card may have")
+        text = path.read_text(encoding="utf-8")
+        if any(isinstance(token, yaml.AliasToken) for token in yaml.scan(text)):
+            raise InputError(f"{path}: YAML aliases (*name) are not allowed in a denoiser card")
+        card = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise InputError(f"{path}: cannot read the denoiser card ({exc})") from exc
     if not isinstance(card, dict):
         raise InputError(f"{path}: a denoiser card is a YAML mapping")
@@ -226,7 +242,7 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
             from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
 
             try:
-                network = OnnxNetwork(target, source=str(target), zero_nan=False)
+                network = OnnxNetwork(target, source=str(target))
             except OnnxSignatureError as exc:
                 raise InputError(f"{card_path}: {exc}") from exc
             if network.config is None:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.artifacts import read_json, read_run_tables
+from bench.artifacts import check_complete, read_json, read_run_tables
 from bench.columns import Col
 from bench.errors import InputError
 
@@ -100,6 +100,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Board]:
     relax: dict[str, list] = {}
     analyses: dict[tuple[str, str], list[pd.DataFrame]] = {}
     for run in map(Path, run_dirs):
+        check_complete(run)
         task = read_json(run / "manifest.json").get("settings", {}).get("task", "run")
         if task == "run":
             label, df, samples, boot = _run_rows(run)

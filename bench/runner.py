@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics
-from bench.artifacts import write_table
+from bench.artifacts import begin_run_folder, end_run_folder, write_table
 from bench.baselines import CEILING_SIGMA_ANG, resolve_baseline
 from bench.cards import load_denoisers
 from bench.columns import Col
@@ -114,7 +114,7 @@ def benchmark_label(benchmark: dict[str, Any]) -> str:
 def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None) -> dict[str, Any]:
     """Run the tasks and write the run folder; return the summary."""
     t0 = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
+    begin_run_folder(out_dir)
     molecules = load_dataset(settings.dataset, settings.split, verify=True)  # milliseconds: always
     if settings.max_atoms is not None:
         molecules = [r for r in molecules if r.n_atoms <= settings.max_atoms]
@@ -247,6 +247,7 @@ def derive(out_dir: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, A
     }
     write_json_atomic(out_dir / "summary.json", summary)
     write_report(out_dir, {**tables, **derived}, summary, manifest)
+    end_run_folder(out_dir)
     return summary
 
 
@@ -260,6 +261,7 @@ def rederive(run_dir: Path) -> dict[str, Any]:
     manifest["tables"] = {k: v for k, v in manifest["tables"].items() if v.get("per_molecule")}
     previous = Path(run_dir) / "summary.json"
     wall_s = json.loads(previous.read_text()).get("wall_s") if previous.is_file() else None
+    begin_run_folder(Path(run_dir))
     return derive(Path(run_dir), tables, manifest, wall_s)
 
 

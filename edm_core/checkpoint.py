@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from edm_core.dataset_info import DATASET_INFO
-from edm_core.model import EDMConfig, EDMDenoiser
+from edm_core.model import EDMConfig, EDMDenoiser, build_model
 
 FORMAT = "edm-bench-checkpoint"
 FORMAT_VERSION = 1
@@ -35,9 +35,27 @@ ORIGINAL_ARGS = "args.pickle"
 ORIGINAL_WEIGHTS = ("generative_model_ema.npy", "generative_model.npy")
 
 
+#: Largest ``config.json`` or ``args.pickle`` read, in bytes (real ones are a few KB).
+MAX_CONFIG_BYTES = 2**20
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be loaded: missing or corrupt files, unsafe pickle
     content, unsupported options, or weights that do not fit the configuration."""
+
+
+def _read_small(path: Path) -> bytes:
+    """The bytes of a configuration file: a regular file of at most :data:`MAX_CONFIG_BYTES`."""
+    try:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: not a regular file")
+        with path.open("rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: unreadable ({exc})") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise CheckpointError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes, the limit for a configuration file")
+    return data
 
 
 class _ArgsUnpickler(pickle.Unpickler):
@@ -54,7 +72,7 @@ class _ArgsUnpickler(pickle.Unpickler):
 def read_original_args(path: Path) -> argparse.Namespace:
     """The training options of an original checkpoint, read safely."""
     try:
-        args = _ArgsUnpickler(io.BytesIO(path.read_bytes())).load()
+        args = _ArgsUnpickler(io.BytesIO(_read_small(path))).load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{path}: not a safe, readable args.pickle ({exc})") from exc
     if not isinstance(args, argparse.Namespace):
@@ -94,19 +112,32 @@ def config_from_args(args: argparse.Namespace, source: str = "args.pickle") -> E
         raise CheckpointError(f"{source}: {exc}") from exc
 
 
-def _load_state(denoiser: EDMDenoiser, state: dict[str, torch.Tensor], source: str) -> None:
-    expected = denoiser.model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
+def _check_shapes(config: EDMConfig, shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """Refuse weights whose names or shapes do not fit ``config``, before anything is allocated.
+
+    The expected shapes come from the model built on torch's ``meta`` device (no
+    memory), so a config asking for a huge ``nf`` costs nothing when its weights
+    do not match it.
+    """
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in build_model(config).state_dict().items()}
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
     if missing or unexpected:
         raise CheckpointError(f"{source}: weights do not match the configuration: missing {missing[:5]}"
                               f"{'...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}"
                               f"{'...' if len(unexpected) > 5 else ''}")
-    for key, value in state.items():
-        if tuple(value.shape) != tuple(expected[key].shape):
-            raise CheckpointError(f"{source}: {key} has shape {tuple(value.shape)}, "
-                                  f"expected {tuple(expected[key].shape)}")
+    for key, shape in shapes.items():
+        if tuple(shape) != expected[key]:
+            raise CheckpointError(f"{source}: {key} has shape {tuple(shape)}, expected {expected[key]}")
+
+
+def _built(config: EDMConfig, state: dict[str, torch.Tensor], source: str) -> EDMDenoiser:
+    """The denoiser of ``config`` with ``state`` loaded, the shapes checked first."""
+    _check_shapes(config, {key: tuple(value.shape) for key, value in state.items()}, source)
+    denoiser = EDMDenoiser(config)
     denoiser.model.load_state_dict(state, strict=True)
+    return denoiser
 
 
 def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "cpu", ema: bool = True
@@ -144,37 +175,38 @@ def _load_original(root: Path, ema: bool) -> EDMDenoiser:
     weights = next((root / n for n in names if (root / n).is_file()), None)
     if weights is None:
         raise CheckpointError(f"{root}: no weights file ({' or '.join(names)})")
-    try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:  # memory-mapped: the tensors stay on disk until the shapes are checked
+        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
         raise CheckpointError(f"{weights}: cannot load the weights safely ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{weights}: expected a state dict of tensors")
-    denoiser = EDMDenoiser(config)
-    _load_state(denoiser, dict(state), str(weights))
-    return denoiser
+    return _built(config, dict(state), str(weights))
 
 
 def _load_own(root: Path) -> EDMDenoiser:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     try:
-        doc = json.loads((root / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        doc = json.loads(_read_small(root / CONFIG_FILE))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{root / CONFIG_FILE}: unreadable ({exc})") from exc
-    if doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{root / CONFIG_FILE}: not an {FORMAT} v{FORMAT_VERSION} file")
     try:
         config = EDMConfig.from_json(doc["config"])
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"{root / CONFIG_FILE}: bad config ({exc})") from exc
-    try:
-        state = load_file(root / WEIGHTS_FILE)
+    weights = root / WEIGHTS_FILE
+    try:  # the header's shapes are checked before any tensor is read
+        with safe_open(weights, framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+        _check_shapes(config, shapes, str(weights))
+        state = load_file(weights)
     except (OSError, SafetensorError) as exc:
-        raise CheckpointError(f"{root / WEIGHTS_FILE}: cannot load ({exc})") from exc
-    denoiser = EDMDenoiser(config)
-    _load_state(denoiser, state, str(root / WEIGHTS_FILE))
+        raise CheckpointError(f"{weights}: cannot load ({exc})") from exc
+    denoiser = _built(config, state, str(weights))
     denoiser.metadata = doc.get("metadata", {})
     return denoiser
 

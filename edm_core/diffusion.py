@@ -26,6 +26,26 @@ from edm_core.dynamics import EGNNDynamics, remove_mean
 from edm_core.schedule import PredefinedNoiseSchedule
 
 
+class NetworkOutputError(ValueError):
+    """A network returned something that is not a noise prediction for its input:
+    wrong shape or type, or NaN/inf on a real atom. It names the molecules of the
+    batch it concerns, so that a caller retrying molecule by molecule fails only
+    those; a NaN is never turned into a zero step (the original EDM zeroes it,
+    which would report a failed network as a successful one)."""
+
+
+def check_finite(out: torch.Tensor, node_mask: torch.Tensor, description: str) -> torch.Tensor:
+    """``out`` with its padding atoms set to zero, or :class:`NetworkOutputError` naming
+    the molecules with NaN or inf on a real atom. Padding is ignored, whatever it holds
+    (a NaN there would otherwise spread through the masked sums of the step)."""
+    real = node_mask > 0
+    bad = (~torch.isfinite(out) & real).flatten(1).any(dim=1)
+    if bad.any():
+        raise NetworkOutputError(f"{description}: NaN or inf in the output for molecule(s) "
+                                 f"{bad.nonzero().flatten().tolist()} of a batch of {len(bad)}")
+    return torch.where(real, out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+
 @dataclass(frozen=True)
 class Noise:
     """Where the sampler's Gaussian noise comes from.
@@ -122,11 +142,13 @@ class EnVariationalDiffusion(nn.Module):
 
     def predict_noise(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
         """The network output eps_hat(z_t, t) in normalised space (through the
-        inference backend when one is set, see :mod:`edm_core.backends`)."""
-        network = self.__dict__.get("inference_network")
-        if network is not None and not torch.is_grad_enabled():
-            return network(z, t, node_mask)
-        return self.dynamics(z, t, node_mask)
+        inference backend when one is set, see :mod:`edm_core.backends`). In
+        inference, every backend's output is checked to be finite on real atoms
+        (:func:`check_finite`); training sees the raw output (its loss says NaN)."""
+        if torch.is_grad_enabled():
+            return self.dynamics(z, t, node_mask)
+        network = self.__dict__.get("inference_network") or self.dynamics
+        return check_finite(network(z, t, node_mask), node_mask, getattr(network, "description", "the network"))
 
     def _times(self, s: int, b: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t_s = torch.full((b, 1), s / self.T, dtype=like.dtype, device=like.device)

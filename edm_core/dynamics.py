@@ -8,7 +8,6 @@ block from the EGNN's output embedding, time column dropped.
 
 from __future__ import annotations
 
-import warnings
 
 import torch
 from torch import nn
@@ -48,7 +47,6 @@ class EGNNDynamics(nn.Module):
         self.in_node_nf = in_node_nf
         self.condition_time = condition_time
         self.egnn = EGNN(in_node_nf + int(condition_time), **egnn_kwargs)
-        self.n_nan_outputs = 0
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
         """eps_hat = phi(z, t) on a padded batch.
@@ -69,10 +67,4 @@ class EGNNDynamics(nn.Module):
         vel = (x_out - x) * node_mask
         if self.condition_time:
             h_out = h_out[..., :-1]
-        if torch.isnan(vel).any():
-            # The original silently zeroes the whole batch; we do the same (for
-            # compatibility) but say so, and count it.
-            self.n_nan_outputs += 1
-            warnings.warn("NaN in the EGNN velocity output: set to zero (as the original EDM does)", stacklevel=2)
-            vel = torch.zeros_like(vel)
         return torch.cat([remove_mean(vel, node_mask), h_out * node_mask], dim=-1)

@@ -109,14 +109,9 @@ def providers() -> list[str]:
 class OnnxNetwork:
     """eps_hat(z, t) through onnxruntime; same contract as ``EGNNDynamics.forward``."""
 
-    def __init__(self, model: bytes | str | Path, n_columns: int | None = None, source: str = "model.onnx",
-                 zero_nan: bool = True) -> None:
-        """``zero_nan`` zeroes a NaN velocity as the original EDM does (our own
-        exported checkpoints); an outside model's NaN is left for
-        :class:`edm_core.model.CheckedNetwork` to report."""
+    def __init__(self, model: bytes | str | Path, n_columns: int | None = None, source: str = "model.onnx") -> None:
         import onnxruntime as ort
 
-        self.zero_nan = zero_nan
         data = model if isinstance(model, bytes) else Path(model).read_bytes()
         # The CPU thread budget the user gave torch (--threads, OMP_NUM_THREADS):
         # onnxruntime would otherwise take every core, whatever the run asked for.
@@ -137,10 +132,6 @@ class OnnxNetwork:
         feeds = {"z": z.detach().float().cpu().numpy(), "t": np.ascontiguousarray(t.cpu().numpy()),
                  "node_mask": node_mask.detach().float().cpu().numpy()}
         out = torch.from_numpy(self.session.run(None, feeds)[0])
-        if self.zero_nan and torch.isnan(out[..., :3]).any():
-            warnings.warn("NaN in the ONNX network's velocity output: set to zero (as the original EDM does)",
-                          stacklevel=2)
-            out[..., :3] = 0.0
         return out.to(z.dtype).to(z.device)
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bench.artifacts import write_table
+from bench.artifacts import begin_run_folder, end_run_folder, write_table
 from bench.cards import load_denoisers
 from bench.data.dataset import write_json_atomic
 from bench.errors import EdmBenchError
@@ -110,11 +110,12 @@ def write_run(out_dir: Path, settings: dict[str, Any], tables: dict[str, pd.Data
               figures: dict[str, Callable], sections: Sequence[tuple[str, str]], intro: str) -> dict[str, Any]:
     """Write manifest, tables, ``summary.json``, figures and the report; return the
     manifest. ``sections`` are (table name, title) pairs shown in the report."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    begin_run_folder(out_dir)
     manifest = make_manifest({**settings, "units": UNITS})
     write_json_atomic(out_dir / "manifest.json", manifest)
     for name, df in tables.items():
         write_table(df, out_dir / name)
     write_json_atomic(out_dir / "summary.json", summary)
     write_analysis_report(out_dir, tables, summary, manifest, figures, sections, intro)
+    end_run_folder(out_dir)
     return manifest

@@ -27,6 +27,7 @@ import io
 import os
 import posixpath
 import re
+import stat
 import tarfile
 import warnings
 import zlib
@@ -57,6 +58,12 @@ QM9_SCALARS = ("A", "B", "C", "mu", "alpha", "homo", "lumo", "gap", "r2", "zpve"
 #: Keys every EDM processed QM9 npz has; every other per-molecule (1-D) key is a property.
 NPZ_KEYS = ("num_atoms", "charges", "positions")
 
+#: Largest file, archive member or decompressed npz content read into memory, in bytes.
+MAX_FILE_BYTES = 256 * 2**20
+
+#: Most records (molecules) one file may hold, and one read may return (QM9 has 133,885).
+MAX_RECORDS = 200_000
+
 #: Archives read member by member, in place (tarfile detects the compression).
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tar.bz2")
 
@@ -75,6 +82,9 @@ _DECIMAL = re.compile(r"[+-]?(?:(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:(?:[eE]|\*\^)[+-]
 #: An integer as the text formats write it (``int`` would also take ``1_0``, non-ASCII digits, and
 #: fail on 4300 digits).
 _INTEGER = re.compile(r"[+-]?[0-9]{1,12}", re.ASCII)
+
+#: Returned by ``next`` on an exhausted supplier.
+_END = object()
 
 #: RDKit's log-line prefix (``[12:00:00] ERROR: ``), removed from the reasons it gives.
 _RDKIT_LOG_PREFIX = re.compile(r"^\[[\d:.]+\]\s*(?:ERROR:\s*)?")
@@ -177,10 +187,31 @@ def _stem(file_name: str) -> str:
 
 
 def _open_file(path: Path) -> IO[bytes]:
+    """The file's bytes; only a regular file (after links) is opened, so that a link
+    to a device or a pipe is refused instead of read until memory runs out."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError(f"{path}: not a regular file (devices, pipes and sockets are not read)")
         return path.open("rb")
     except OSError as exc:
         raise InputError(f"{path}: cannot open ({exc.strerror})") from exc
+
+
+def _read_bytes(source: _Source) -> bytes:
+    """All bytes of ``source``, refused past :data:`MAX_FILE_BYTES` (read no further)."""
+    with source.open() as stream:
+        data = stream.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise InputError(f"{source.name}: larger than {MAX_FILE_BYTES // 2**20} MiB, the limit per file "
+                         "(split it, or read a folder of smaller files)")
+    return data
+
+
+def _check_record_count(source: _Source | str, n_records: int) -> None:
+    """Refuse a file or read past :data:`MAX_RECORDS` records (before building more)."""
+    if n_records > MAX_RECORDS:
+        name = source if isinstance(source, str) else source.name
+        raise InputError(f"{name}: more than {MAX_RECORDS} molecules, the limit per read (split the input)")
 
 
 def _disk_source(path: Path) -> _Source:
@@ -282,6 +313,7 @@ def _unique_ids(molecules: Iterable[Molecule], on_error: str) -> Iterator[Molecu
     """The molecules, without any whose id was already read: results are keyed by id."""
     first_source: dict[str, str] = {}
     for molecule in molecules:
+        _check_record_count("this read", len(first_source) + 1)
         if molecule.id in first_source:
             also = first_source[molecule.id]
             _fail(InputError(f"{molecule.source}: duplicate id {molecule.id!r} (also {also})"), on_error)
@@ -325,8 +357,7 @@ def _xyz_records(source: _Source) -> Iterator[_Record]:
 
 
 def _text_lines(source: _Source) -> list[str]:
-    with source.open() as stream:
-        data = stream.read()
+    data = _read_bytes(source)
     try:
         return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
@@ -336,6 +367,7 @@ def _text_lines(source: _Source) -> list[str]:
 def _plain_xyz_records(source: _Source, lines: list[str]) -> Iterator[_Record]:
     """One record per frame; ids ``<stem>`` for one frame, ``<stem>:<k>`` for several."""
     frames, error = _xyz_frames(lines)
+    _check_record_count(source, len(frames))
     several = len(frames) + (error is not None) > 1
     for index, (start, n_atoms) in enumerate(frames):
         label = _label(source, index)
@@ -538,15 +570,17 @@ def _rdkit_records(source: _Source) -> list[tuple[Chem.Mol, str] | InputError]:
     Unsanitised and with hydrogens kept: the geometry and formal charges as
     written are wanted, not RDKit's opinion of the valences.
     """
-    with source.open() as stream:
-        data = stream.read()
+    data = _read_bytes(source)
     records: list[tuple[Chem.Mol, str] | InputError] = []
-    with rdBase.BlockLogs(), rdBase.CaptureErrorLog() as log:
-        n_seen = 0
-        for molecule in Chem.ForwardSDMolSupplier(io.BytesIO(data), removeHs=False, sanitize=False):
-            text = _log_text(log)
-            records.append(_titled(molecule) if molecule is not None else InputError(_rdkit_reason(text[n_seen:])))
-            n_seen = len(text)
+    supplier = Chem.ForwardSDMolSupplier(io.BytesIO(data), removeHs=False, sanitize=False)
+    with rdBase.BlockLogs():
+        while True:
+            with rdBase.CaptureErrorLog() as log:  # one log per record: reading stays linear in the records
+                molecule = next(supplier, _END)
+                if molecule is _END:
+                    break
+                records.append(_titled(molecule) if molecule is not None else InputError(_rdkit_reason(_log_text(log))))
+            _check_record_count(source, len(records))
     blocks = _sdf_blocks(data)
     if len(blocks) == len(records):  # else the split is not RDKit's: leave RDKit's reading alone
         records = [_coordinates_checked(item, *block) for item, block in zip(records, blocks)]
@@ -638,15 +672,19 @@ def _load_numpy(source: _Source) -> np.ndarray | dict[str, np.ndarray]:
     Loaded from memory: numpy reads an npy from a file object through its file
     descriptor, which an archive member does not have.
     """
-    with source.open() as stream:
-        try:
-            loaded = np.load(io.BytesIO(stream.read()), allow_pickle=False)
-            if isinstance(loaded, np.lib.npyio.NpzFile):
-                with loaded:
-                    return {key: loaded[key] for key in loaded.files}
+    data = _read_bytes(source)
+    try:
+        loaded = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
             return loaded
-        except _DAMAGED_NUMPY_FILE as exc:
-            raise InputError(f"{source.name}: not a readable numpy file ({exc!r})") from exc
+        with loaded:
+            expanded = sum(info.file_size for info in loaded.zip.infolist())
+            if expanded <= MAX_FILE_BYTES:  # a compressed npz may expand a thousandfold
+                return {key: loaded[key] for key in loaded.files}
+    except _DAMAGED_NUMPY_FILE as exc:
+        raise InputError(f"{source.name}: not a readable numpy file ({exc!r})") from exc
+    raise InputError(f"{source.name}: its arrays expand to {expanded / 2**20:.0f} MiB, more than "
+                     f"the limit of {MAX_FILE_BYTES // 2**20} MiB per file")
 
 
 def _npz_records(source: _Source) -> Iterator[_Record]:
@@ -669,6 +707,7 @@ def _npz_records(source: _Source) -> Iterator[_Record]:
             f"positions {positions.dtype} {positions.shape}; expected integer (N,), integer (N, M), numeric (N, M, 3)"
         )
     n_molecules = len(num_atoms)
+    _check_record_count(source, n_molecules)
     columns = {
         key: array.tolist() for key, array in arrays.items() if key not in NPZ_KEYS and array.shape == (n_molecules,)
     }
@@ -733,6 +772,7 @@ def _npy_records(source: _Source) -> Iterator[_Record]:
     if bad.size:
         raise InputError(f"{source.name}: row {bad[0]}: conformer id {conformer_ids[bad[0]]} is not an integer")
     bounds = _conformer_bounds(source, conformer_ids)
+    _check_record_count(source, len(bounds) - 1)
     for index, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:])):
         label = _label(source, index)
         yield _Record(label, partial(_geom_molecule, table[begin:end], f"{source.stem}:{index}", label))

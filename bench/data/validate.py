@@ -21,6 +21,10 @@ def default_multiplicity(numbers: np.ndarray, charge: int) -> int:
     return 1 if n_electrons % 2 == 0 else 2
 
 
+#: Most atoms one molecule may have (GEOM-DRUGS' largest has 181).
+MAX_ATOMS = 1_000
+
+
 def check_molecule(
     name: str,
     numbers: np.ndarray,
@@ -50,6 +54,9 @@ def check_molecule(
     positions = np.asarray(positions, dtype=float)
     if numbers.ndim != 1 or len(numbers) == 0:
         raise InputError(f"{name}: a molecule needs at least one atom")
+    if len(numbers) > MAX_ATOMS:
+        raise InputError(f"{name}: {len(numbers)} atoms, more than the limit of {MAX_ATOMS} per molecule "
+                         "(a denoiser's pair network grows with the square of the atom count)")
     if positions.shape != (len(numbers), 3):
         raise InputError(f"{name}: positions have shape {positions.shape}, expected ({len(numbers)}, 3)")
     bad = [int(z) for z in numbers if not 1 <= int(z) < len(chemical_symbols)]

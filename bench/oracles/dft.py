@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -260,7 +261,9 @@ def psi4_version() -> str:
     if command is None:
         return "not installed"
     try:
-        return subprocess.run([command, "--version"], capture_output=True, text=True, timeout=60).stdout.strip()
+        with tempfile.TemporaryDirectory() as folder:  # psi4 leaves timer.dat in its working folder
+            return subprocess.run([command, "--version"], cwd=folder, capture_output=True, text=True,
+                                  timeout=60).stdout.strip()
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"unknown ({exc})"
 

@@ -9,11 +9,14 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bench.cards import load_denoiser, model_sha256, read_card
 from bench.errors import InputError
 from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
 from edm_core.onnx_backend import export_onnx
+from tests.reliability import MALFORMED, tally
 
 TINY = EDMConfig(nf=16, n_layers=2)
 
@@ -218,3 +221,66 @@ def test_the_sha256_covers_the_config_beside_the_weights(tmp_path, tiny):
     config.write_text(json.dumps(doc))
     with pytest.raises(InputError, match="sha256 .* does not match"):
         load_denoiser(write(tmp_path / "a.yml", card("edm-checkpoint", path="ckpt", sha256=sha)))
+
+
+def test_an_aliased_oversized_or_non_regular_card_is_refused_before_parsing(tmp_path):
+    from bench.cards import MAX_CARD_BYTES
+
+    laughs = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+    (tmp_path / "laughs.yml").write_text(laughs)
+    with pytest.raises(InputError, match=r"YAML aliases \(\*name\) are not allowed"):
+        read_card(tmp_path / "laughs.yml")
+    doc = card("edm-checkpoint", path="ckpt")
+    doc["name"] = "x" * MAX_CARD_BYTES
+    with pytest.raises(InputError, match=f"more than the {MAX_CARD_BYTES} a card may have"):
+        read_card(write(tmp_path / "big.yml", doc))
+    (tmp_path / "dev.yml").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="not a regular file"):
+        read_card(tmp_path / "dev.yml")
+    (tmp_path / "latin.yml").write_bytes(b"key: \xe9\n")
+    with pytest.raises(InputError, match="cannot read the denoiser card"):
+        read_card(tmp_path / "latin.yml")
+    tally(MALFORMED, 4)
+
+
+def _card_paths(doc, prefix=()):
+    """Every (path, value) of a nested card."""
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            yield from _card_paths(value, (*prefix, key))
+    elif isinstance(doc, list):
+        for index, value in enumerate(doc):
+            yield from _card_paths(value, (*prefix, index))
+    yield prefix, doc
+
+
+junk = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
+                 st.text(max_size=20), st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5),
+                                                                                            st.integers(), max_size=2))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_card_is_an_input_error_or_a_valid_card_never_a_crash(tmp_path, data):
+    """Replace or delete any value of a valid card: read_card raises InputError, or
+    returns a card that validate_card accepts; nothing else escapes."""
+    from bench.cards import validate_card
+
+    doc = card("edm-checkpoint", path="ckpt")
+    paths = [p for p, _ in _card_paths(doc) if p]
+    path = data.draw(st.sampled_from(paths))
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    if data.draw(st.booleans()) and isinstance(parent, dict):
+        del parent[path[-1]]
+    else:
+        parent[path[-1]] = data.draw(junk)
+    try:
+        result = read_card(write(tmp_path / "fuzz.yml", doc))
+    except InputError as exc:
+        assert str(exc).startswith(str(tmp_path / "fuzz.yml"))
+    else:
+        validate_card(result, "again")
+    tally(MALFORMED)

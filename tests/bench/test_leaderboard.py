@@ -119,3 +119,18 @@ def test_a_run_that_did_not_finish_is_refused_even_over_an_old_finished_one(tmp_
     (run / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(InputError, match="lists no tables"):
         collect([run])
+
+
+def test_a_folder_marked_incomplete_is_refused_and_a_new_run_clears_old_derived_files(tmp_path):
+    """begin_run_folder marks the folder and removes the old summary/report, so a rerun
+    killed midway leaves nothing stale to rank; end_run_folder makes it readable again."""
+    from bench.artifacts import INCOMPLETE, begin_run_folder, end_run_folder
+
+    run = issue_case(tmp_path)
+    (run / "report.html").write_text("<html>old</html>")
+    begin_run_folder(run)
+    assert (run / INCOMPLETE).is_file() and not (run / "summary.json").exists() and not (run / "report.html").exists()
+    with pytest.raises(InputError, match="incomplete run folder .*started .* by process"):
+        collect([run])
+    end_run_folder(run)
+    assert [b.task for b in collect([run])] == ["run"]

@@ -228,7 +228,9 @@ def test_a_killed_run_resumes_to_the_same_tables(tiny_dataset, tmp_path):
     proc.wait()
     done_before = ResultStore(store).created("relax")
     assert 2 <= len(done_before) < 12 and ResultStore(store).integrity_check() == "ok"
+    assert (tmp_path / "killed" / "INCOMPLETE").is_file()  # the leaderboard refuses the folder until rerun
     subprocess.run(args(tmp_path / "killed", store), check=True, capture_output=True)
+    assert not (tmp_path / "killed" / "INCOMPLETE").exists()
     subprocess.run(args(tmp_path / "clean", tmp_path / "clean.sqlite"), check=True, capture_output=True)
     a = pd.read_csv(tmp_path / "killed" / "relax.csv").drop(columns=["wall_s", "denoiser_s"])
     b = pd.read_csv(tmp_path / "clean" / "relax.csv").drop(columns=["wall_s", "denoiser_s"])

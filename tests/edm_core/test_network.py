@@ -4,13 +4,14 @@ from the spec's key names, an independent float64 reference, equivariance, masks
 from __future__ import annotations
 
 import argparse
+import json
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from edm_core import CheckpointError, EDMDenoiser, ModelInputError, load_checkpoint, save_checkpoint
+from edm_core import CheckpointError, EDMConfig, EDMDenoiser, ModelInputError, load_checkpoint, save_checkpoint
 from edm_core.diffusion import Noise
 from tests.edm_core.reference import eps_hat_reference
 
@@ -106,7 +107,6 @@ def test_forward_matches_the_float64_reference(tmp_path, rng, dataset, charges):
 
 def test_the_noise_table_matches_the_closed_form_and_checked_values(tmp_path, rng):
     model = EDMDenoiser.__new__(EDMDenoiser)
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
     g = model.gamma(torch.tensor([0.0, 0.5, 1.0]))
@@ -130,7 +130,6 @@ class FixedNoise(Noise):
 
 
 def test_reverse_step_mean_and_std_follow_the_spec_formulas(rng):
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=16, n_layers=2)).double()
     mols = [random_molecule(rng, 6)]
@@ -164,7 +163,6 @@ def random_orthogonal(rng) -> np.ndarray:
 
 
 def test_noise_prediction_and_relaxation_are_equivariant(rng):
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=32, n_layers=3)).double()
     numbers, pos = random_molecule(rng, 9)
@@ -184,7 +182,6 @@ def test_noise_prediction_and_relaxation_are_equivariant(rng):
 
 
 def test_padding_never_influences_real_atoms_and_ragged_equals_alone(rng):
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=32, n_layers=2))
     a, b = random_molecule(rng, 5), random_molecule(rng, 12)
@@ -202,7 +199,6 @@ def test_padding_never_influences_real_atoms_and_ragged_equals_alone(rng):
 
 
 def test_relax_is_reproducible_and_returns_the_path(rng):
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=16, n_layers=2))
     mols = [random_molecule(rng, n) for n in (4, 8)]
@@ -220,7 +216,6 @@ def test_relax_is_reproducible_and_returns_the_path(rng):
 
 
 def test_repeat_step_and_generate_shapes_and_seeds(rng):
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=16, n_layers=1))
     numbers, pos = random_molecule(rng, 5)
@@ -236,7 +231,6 @@ def test_repeat_step_and_generate_shapes_and_seeds(rng):
 def test_repeat_step_resets_the_types_each_repeat_and_steps_from_n_minus_1(rng):
     """The study's Boltzmann chain: only positions carry over; every repeat is the
     step n -> n - 1, fed the molecule's own atom types and charges."""
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=16, n_layers=1))
     numbers, pos = random_molecule(rng, 5)
@@ -265,7 +259,6 @@ def test_repeat_step_resets_the_types_each_repeat_and_steps_from_n_minus_1(rng):
     ],
 )
 def test_bad_molecules_are_clear_errors(molecule, message):
-    from edm_core import EDMConfig
 
     model = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
     with pytest.raises(ModelInputError, match=f"mol-7: {message}"):
@@ -331,7 +324,6 @@ def test_the_deterministic_sampler_of_a_zero_network_scales_by_one_over_alpha_n(
     """noise_scale=0: every step goes to its mean. With eps_hat = 0 the steps
     multiply the centred structure by prod 1/alpha_ts = alpha_0/alpha_n and the
     final decode divides by alpha_0: x_final = x_start / alpha_n, for any seed."""
-    from edm_core import EDMConfig
 
     config = EDMConfig(nf=16, n_layers=1)
     model = EDMDenoiser.from_network(config, lambda z, t, mask: torch.zeros_like(z), "zero network")
@@ -349,3 +341,38 @@ def test_the_deterministic_sampler_of_a_zero_network_scales_by_one_over_alpha_n(
     assert not np.allclose(stochastic.positions[1], out.positions[1], atol=1e-3)
     with pytest.raises(ValueError, match="noise scale"):
         model.relax(mols, n, noise_scale=-1.0)
+
+
+@pytest.mark.parametrize("form", ["own", "original"])
+def test_a_huge_config_is_refused_by_the_weights_shapes_before_anything_is_allocated(tmp_path, rng, form):
+    """nf = 10^6 asks for 4 TB of float32 in one layer: building the model first would
+    fail with a memory error (or be killed); the shapes are compared on the meta device."""
+    if form == "original":
+        write_original(tmp_path / "c", "qm9", True, 16, 1, rng)
+        args = pickle.loads((tmp_path / "c" / "args.pickle").read_bytes())
+        args.nf = 10**6
+        (tmp_path / "c" / "args.pickle").write_bytes(pickle.dumps(args))
+    else:
+        save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=1)), tmp_path / "c")
+        doc = json.loads((tmp_path / "c" / "config.json").read_text())
+        doc["config"]["nf"] = 10**6
+        (tmp_path / "c" / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CheckpointError, match=r"has shape \(.*16.*\), expected \(.*1000000.*\)"):
+        load_checkpoint(tmp_path / "c")
+
+
+def test_a_huge_diffusion_T_is_refused_by_the_config():
+    with pytest.raises(ValueError, match="diffusion_steps must be in 1..100000"):
+        EDMConfig(diffusion_steps=10**10)
+
+
+def test_nan_from_the_torch_network_fails_the_molecule_never_a_zero_step(rng):
+    """Every backend's output is checked: NaN weights make relax raise a
+    NetworkOutputError naming the molecules (the runner retries per molecule)."""
+    from edm_core.diffusion import NetworkOutputError
+
+    model = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
+    with torch.no_grad():
+        next(model.model.dynamics.parameters()).fill_(float("nan"))
+    with pytest.raises(NetworkOutputError, match=r"NaN or inf in the output for molecule\(s\) \[0, 1\] of a batch of 2"):
+        model.relax([random_molecule(rng, 4), random_molecule(rng, 5)], 3, seed=0)

@@ -657,3 +657,72 @@ def test_corrupted_xyz_reads_or_raises_input_error(tmp_path, data):
         assert molecule.positions.shape == (len(molecule.numbers), 3)
         assert np.all(np.isfinite(molecule.positions))
 
+
+
+# --------------------------------------------------------------------------
+# Bounded cost: limits per file, per molecule and per read
+
+
+def _xyz_frames_text(n_frames: int) -> str:
+    return "".join(f"2\nframe {i}\nH 0 0 0\nH 0.74 0 0\n" for i in range(n_frames))
+
+
+def test_only_regular_files_are_read(tmp_path):
+    (tmp_path / "zero.xyz").symlink_to("/dev/zero")
+    with pytest.raises(InputError, match="zero.xyz: not a regular file"):
+        read_molecules(tmp_path / "zero.xyz")
+    tally(MALFORMED)
+
+
+def test_a_file_past_the_byte_limit_is_refused_without_reading_on(tmp_path, monkeypatch):
+    from bench.data import readers
+
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 1000)
+    (tmp_path / "big.xyz").write_text(_xyz_frames_text(40))  # about 1.1 kB
+    with pytest.raises(InputError, match="big.xyz: larger than 0 MiB, the limit per file"):
+        read_molecules(tmp_path / "big.xyz")
+    with tarfile.open(tmp_path / "a.tar.gz", "w:gz") as tar:
+        tar.add(tmp_path / "big.xyz", arcname="big.xyz")
+    with pytest.raises(InputError, match="a.tar.gz/big.xyz: larger than"):
+        read_molecules(tmp_path / "a.tar.gz")
+    tally(MALFORMED, 2)
+
+
+def test_a_compressed_npz_that_expands_past_the_limit_is_refused(tmp_path, monkeypatch):
+    """A zip bomb: 8 MB of zeros compress to a few kB; the declared sizes are checked
+    before any array is decompressed."""
+    from bench.data import readers
+
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 2**20)
+    zeros = np.zeros((1000, 29, 3))
+    np.savez_compressed(tmp_path / "bomb.npz", num_atoms=np.ones(1000, dtype=int),
+                        charges=np.zeros((1000, 29), dtype=int), positions=zeros, junk=np.zeros(10**6))
+    assert (tmp_path / "bomb.npz").stat().st_size < 100_000
+    with pytest.raises(InputError, match=r"bomb.npz: its arrays expand to 9 MiB, more than the limit of 1 MiB per file"):
+        read_molecules(tmp_path / "bomb.npz")
+    tally(MALFORMED)
+
+
+def test_too_many_molecules_per_file_or_read_and_too_many_atoms_are_refused(tmp_path, monkeypatch):
+    from bench.data import readers, validate
+
+    monkeypatch.setattr(readers, "MAX_RECORDS", 3)
+    (tmp_path / "four.xyz").write_text(_xyz_frames_text(4))
+    with pytest.raises(InputError, match="four.xyz: more than 3 molecules, the limit per read"):
+        read_molecules(tmp_path / "four.xyz")
+    (tmp_path / "four.sdf").write_text("\n\n\n  0  0  0  0  0  0  0  0  0  0999 V2000\nM  END\n$$$$\n" * 4)
+    with pytest.raises(InputError, match="four.sdf: more than 3 molecules"):
+        read_molecules(tmp_path / "four.sdf", on_error="skip")
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"m{i}.xyz").write_text(_xyz_frames_text(1))
+    with pytest.raises(InputError, match="this read: more than 3 molecules"):
+        read_molecules(folder)
+    monkeypatch.setattr(readers, "MAX_RECORDS", 10**6)
+    n = validate.MAX_ATOMS + 1
+    (tmp_path / "huge.xyz").write_text(f"{n}\n\n" + "".join(f"H {1.1 * i} 0 0\n" for i in range(n)))
+    with pytest.raises(InputError, match=f"huge.xyz \\(record 1\\): {n} atoms, more than the limit of "
+                                         f"{validate.MAX_ATOMS} per molecule"):
+        read_molecules(tmp_path / "huge.xyz")
+    tally(MALFORMED, 4)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.columns import Col, Status
 from bench.tasks.relaxation import (
@@ -14,6 +16,7 @@ from bench.tasks.relaxation import (
     output_problem,
     relax_from_starts,
 )
+from tests.reliability import FAULTS, tally
 
 
 class ToyRecord:
@@ -167,3 +170,71 @@ def test_a_network_that_calls_sys_exit_fails_its_molecules_not_the_run():
 
     starts, _ = denoiser_starts([ToyRecord("a", 0.1)], outside_denoiser(lambda z, t, m: sys.exit(0)), n_steps=2)
     assert starts[0].positions is None and "SystemExit" in starts[0].message
+
+
+def test_nan_from_our_own_torch_network_fails_the_molecule_never_a_zero_step():
+    """Our checkpoints get the same check as outside networks: NaN weights fail
+    every molecule (the original EDM would zero the step and report a success)."""
+    import torch
+
+    from edm_core import EDMConfig, EDMDenoiser
+
+    den = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
+    with torch.no_grad():
+        next(den.model.dynamics.parameters()).fill_(float("nan"))
+    starts, _ = denoiser_starts([ToyRecord("a", 0.1), ToyRecord("b", 0.2)], den, n_steps=3)
+    assert all(s.positions is None and "NaN or inf in the output" in s.message for s in starts)
+    tally(FAULTS, 2)
+
+
+def toy_of_size(n_atoms: int) -> ToyRecord:
+    """A toy record of ``n_atoms`` H atoms on a line (its atom count identifies it in any batch)."""
+    record = ToyRecord(f"h{n_atoms}", 0.1)
+    record.numbers, record.n_atoms = np.ones(n_atoms, dtype=int), n_atoms
+    record.start_positions = np.array([[0.9 * i, 0.1 * i * i, 0.0] for i in range(n_atoms)])
+    return record
+
+
+@st.composite
+def misbehaving_networks(draw):
+    """A network output for batches of H2, H3 and H4: zero noise with NaN or inf on the
+    atoms (real or padding) of chosen molecules, or a wrong width, batch size or dtype,
+    or a nested list (an array-like, accepted), or None. Returns (network, atom counts
+    of the molecules that must fail)."""
+    import torch
+
+    kind = draw(st.sampled_from(["poison", "width", "batch", "int", "list", "none"]))
+    if kind == "poison":
+        chosen = draw(st.sets(st.sampled_from([2, 3, 4])))
+        value = draw(st.sampled_from([float("nan"), float("inf"), -float("inf")]))
+        padding_too = draw(st.booleans())
+
+        def network(z, t, mask):
+            out = torch.zeros_like(z)
+            sizes = mask[:, :, 0].sum(dim=1).long().tolist()
+            for i, size in enumerate(sizes):
+                if size in chosen:
+                    out[i, size - 1, draw_column] = value
+                if padding_too and size < z.shape[1]:
+                    out[i, size:, :] = value  # poison on padding atoms is ignored
+            return out
+
+        draw_column = draw(st.integers(0, 3))
+        return network, chosen
+    broken = {"width": lambda z, t, m: z[..., :-1], "batch": lambda z, t, m: z[:-1] if len(z) > 1 else z[:0],
+              "int": lambda z, t, m: z.long(), "list": lambda z, t, m: torch.zeros_like(z).tolist(),
+              "none": lambda z, t, m: None}[kind]
+    return broken, (set() if kind == "list" else {2, 3, 4})
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=misbehaving_networks())
+def test_whatever_a_network_returns_only_its_bad_molecules_fail(case):
+    network, must_fail = case
+    records = [toy_of_size(n) for n in (2, 3, 4)]
+    starts, _ = denoiser_starts(records, outside_denoiser(network), n_steps=2, seed=1)
+    failed = {r.n_atoms for r, s in zip(records, starts) if s.positions is None}
+    assert failed == must_fail
+    for record, start in zip(records, starts):
+        assert bool(start.message) == (start.positions is None), record.id
+    tally(FAULTS)
