@@ -61,6 +61,9 @@ NPZ_KEYS = ("num_atoms", "charges", "positions")
 #: Largest file, archive member or decompressed npz content read into memory, in bytes.
 MAX_FILE_BYTES = 256 * 2**20
 
+#: Most lines one text file may have (a list of lines costs about 60 bytes a line).
+MAX_LINES = 5_000_000
+
 #: Most records (molecules) one file may hold, and one read may return (QM9 has 133,885).
 MAX_RECORDS = 200_000
 
@@ -197,13 +200,16 @@ def _open_file(path: Path) -> IO[bytes]:
         raise InputError(f"{path}: cannot open ({exc.strerror})") from exc
 
 
-def _read_bytes(source: _Source) -> bytes:
-    """All bytes of ``source``, refused past :data:`MAX_FILE_BYTES` (read no further)."""
+def _read_bytes(source: _Source, text: bool = False) -> bytes:
+    """All bytes of ``source``, refused past :data:`MAX_FILE_BYTES` (read no further)
+    and, for a ``text`` file, past :data:`MAX_LINES` lines (counted before splitting)."""
     with source.open() as stream:
         data = stream.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"{source.name}: larger than {MAX_FILE_BYTES // 2**20} MiB, the limit per file "
                          "(split it, or read a folder of smaller files)")
+    if text and data.count(b"\n") > MAX_LINES:
+        raise InputError(f"{source.name}: more than {MAX_LINES} lines, the limit per text file (split it)")
     return data
 
 
@@ -357,7 +363,7 @@ def _xyz_records(source: _Source) -> Iterator[_Record]:
 
 
 def _text_lines(source: _Source) -> list[str]:
-    data = _read_bytes(source)
+    data = _read_bytes(source, text=True)
     try:
         return data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
@@ -570,7 +576,7 @@ def _rdkit_records(source: _Source) -> list[tuple[Chem.Mol, str] | InputError]:
     Unsanitised and with hydrogens kept: the geometry and formal charges as
     written are wanted, not RDKit's opinion of the valences.
     """
-    data = _read_bytes(source)
+    data = _read_bytes(source, text=True)
     records: list[tuple[Chem.Mol, str] | InputError] = []
     supplier = Chem.ForwardSDMolSupplier(io.BytesIO(data), removeHs=False, sanitize=False)
     with rdBase.BlockLogs():

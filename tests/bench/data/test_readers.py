@@ -685,7 +685,11 @@ def test_a_file_past_the_byte_limit_is_refused_without_reading_on(tmp_path, monk
         tar.add(tmp_path / "big.xyz", arcname="big.xyz")
     with pytest.raises(InputError, match="a.tar.gz/big.xyz: larger than"):
         read_molecules(tmp_path / "a.tar.gz")
-    tally(MALFORMED, 2)
+    monkeypatch.setattr(readers, "MAX_FILE_BYTES", 10**6)
+    monkeypatch.setattr(readers, "MAX_LINES", 100)
+    with pytest.raises(InputError, match="big.xyz: more than 100 lines, the limit per text file"):
+        read_molecules(tmp_path / "big.xyz")
+    tally(MALFORMED, 3)
 
 
 def test_a_compressed_npz_that_expands_past_the_limit_is_refused(tmp_path, monkeypatch):
