@@ -1,4 +1,4 @@
-"""The figures of the reliability tests (issue 8), counted while they run.
+"""The figures of the reliability tests, counted while they run.
 
 Tests call :func:`tally` for every malformed input they try, fault they inject,
 kill they survive and result they find lost; ``tests/conftest.py`` prints the
@@ -19,6 +19,9 @@ MALFORMED = "malformed inputs tried"
 FAULTS = "faults injected"
 KILLS = "kills survived"
 LOST = "results lost"
+OVERSIZED = "oversized inputs refused"
+BAD_OUTPUTS = "bad network outputs isolated"
+NO_CONSENT = "code refused without consent"
 
 
 def tally(figure: str, n: int = 1) -> None:

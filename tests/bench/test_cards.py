@@ -16,7 +16,7 @@ from bench.cards import load_denoiser, model_sha256, read_card
 from bench.errors import InputError
 from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
 from edm_core.onnx_backend import export_onnx
-from tests.reliability import MALFORMED, tally
+from tests.reliability import MALFORMED, NO_CONSENT, tally
 
 TINY = EDMConfig(nf=16, n_layers=2)
 
@@ -194,6 +194,7 @@ def test_an_entry_point_runs_only_with_consent(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="pass --trust-code"):
         load_denoiser(path)
     assert not marker.exists()  # nothing was imported
+    tally(NO_CONSENT)
     with pytest.raises(InputError, match="importing entry point .* failed \\(SystemExit"):
         load_denoiser(path, trust_code=True)
     assert marker.exists()

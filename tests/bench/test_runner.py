@@ -70,6 +70,7 @@ def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
     for option, value, message in (("--fmax", "nan", "--fmax must be a finite number > 0"),
                                    ("--fmax", "inf", "--fmax must be a finite number > 0"),
                                    ("--workers", "-1", "--workers must be >= 1"),
+                                   ("--seeds", "", "--seeds is empty"),
                                    ("--n-steps", "0", "--n-steps must be integers >= 1")):
         result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), option, value,
                                           "--out", str(tmp_path / "r")])

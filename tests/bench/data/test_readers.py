@@ -26,7 +26,7 @@ from rdkit import Chem
 import bench.data
 from bench.data import Molecule, read_molecules
 from bench.errors import InputError
-from tests.reliability import MALFORMED, tally
+from tests.reliability import MALFORMED, OVERSIZED, tally
 
 REAL = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "real_formats").resolve()
 QM9_DIR = REAL / "qm9_xyz"
@@ -671,7 +671,7 @@ def test_only_regular_files_are_read(tmp_path):
     (tmp_path / "zero.xyz").symlink_to("/dev/zero")
     with pytest.raises(InputError, match="zero.xyz: not a regular file"):
         read_molecules(tmp_path / "zero.xyz")
-    tally(MALFORMED)
+    tally(OVERSIZED)
 
 
 def test_a_file_past_the_byte_limit_is_refused_without_reading_on(tmp_path, monkeypatch):
@@ -689,7 +689,7 @@ def test_a_file_past_the_byte_limit_is_refused_without_reading_on(tmp_path, monk
     monkeypatch.setattr(readers, "MAX_LINES", 100)
     with pytest.raises(InputError, match="big.xyz: more than 100 lines, the limit per text file"):
         read_molecules(tmp_path / "big.xyz")
-    tally(MALFORMED, 3)
+    tally(OVERSIZED, 3)
 
 
 def test_a_compressed_npz_that_expands_past_the_limit_is_refused(tmp_path, monkeypatch):
@@ -704,7 +704,7 @@ def test_a_compressed_npz_that_expands_past_the_limit_is_refused(tmp_path, monke
     assert (tmp_path / "bomb.npz").stat().st_size < 100_000
     with pytest.raises(InputError, match=r"bomb.npz: its arrays expand to 9 MiB, more than the limit of 1 MiB per file"):
         read_molecules(tmp_path / "bomb.npz")
-    tally(MALFORMED)
+    tally(OVERSIZED)
 
 
 def test_too_many_molecules_per_file_or_read_and_too_many_atoms_are_refused(tmp_path, monkeypatch):
@@ -729,4 +729,4 @@ def test_too_many_molecules_per_file_or_read_and_too_many_atoms_are_refused(tmp_
     with pytest.raises(InputError, match=f"huge.xyz \\(record 1\\): {n} atoms, more than the limit of "
                                          f"{validate.MAX_ATOMS} per molecule"):
         read_molecules(tmp_path / "huge.xyz")
-    tally(MALFORMED, 4)
+    tally(OVERSIZED, 4)

@@ -16,7 +16,7 @@ from bench.tasks.relaxation import (
     output_problem,
     relax_from_starts,
 )
-from tests.reliability import FAULTS, tally
+from tests.reliability import BAD_OUTPUTS, tally
 
 
 class ToyRecord:
@@ -184,7 +184,7 @@ def test_nan_from_our_own_torch_network_fails_the_molecule_never_a_zero_step():
         next(den.model.dynamics.parameters()).fill_(float("nan"))
     starts, _ = denoiser_starts([ToyRecord("a", 0.1), ToyRecord("b", 0.2)], den, n_steps=3)
     assert all(s.positions is None and "NaN or inf in the output" in s.message for s in starts)
-    tally(FAULTS, 2)
+    tally(BAD_OUTPUTS, 2)
 
 
 def toy_of_size(n_atoms: int) -> ToyRecord:
@@ -237,4 +237,4 @@ def test_whatever_a_network_returns_only_its_bad_molecules_fail(case):
     assert failed == must_fail
     for record, start in zip(records, starts):
         assert bool(start.message) == (start.positions is None), record.id
-    tally(FAULTS)
+    tally(BAD_OUTPUTS)
