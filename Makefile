@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edm-bench-installed
 
-.PHONY: setup run test test-slow test-all test-mutants bench datasets-readme clean
+.PHONY: setup run test test-slow test-all test-mutants bench gpu-check gpu-check-dry datasets-readme clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,16 @@ test-mutants: setup
 bench: setup
 	$(BIN)/python -m pytest -q --benchmark-only tests/kernels/test_bench_egnn.py
 	$(BIN)/edm-bench perf
+
+# The GPU check (bench/gpu_check.py): Triton accuracy and speed, ONNX Runtime CUDA,
+# gpu4pyscf, into runs/gpu-check/. On a host without CUDA the GPU parts are skipped
+# with the reason; `make gpu-check-dry` rehearses every part at toy sizes on the CPU.
+# On the GPU image (torch and Triton, no venv): python3 -m bench.gpu_check --out DIR
+gpu-check: setup
+	$(BIN)/python -m bench.gpu_check --out runs/gpu-check
+
+gpu-check-dry: setup
+	$(BIN)/python -m bench.gpu_check --out runs/gpu-check-dry --dry-run
 
 # datasets/README.md = the hand-written head + one generated section per shipped set.
 datasets-readme: setup

@@ -277,6 +277,19 @@ def perf_cmd(
     typer.echo(json.dumps(records_as_dicts(records), indent=1) if as_json else format_table(records))
 
 
+@app.command("gpu-check")
+def gpu_check_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for gpu_check.json and gpu_check.md.")] = Path("runs/gpu-check"),
+    dry_run: Annotated[bool, typer.Option(help="Toy sizes on the CPU: rehearse the script before a GPU lease.")
+                       ] = False,
+) -> None:
+    """Triton accuracy and speed, ONNX Runtime CUDA and gpu4pyscf on a GPU, in one run
+    (GPU parts skipped with the reason where there is no CUDA device)."""
+    from bench.gpu_check import main
+
+    raise typer.Exit(main(["--out", str(out), *(["--dry-run"] if dry_run else [])]))
+
+
 def _key_values(items: Sequence[str]) -> dict[str, object]:
     """``["a=1", "b=true"]`` as ``{"a": 1, "b": True}`` (values read as YAML scalars)."""
     import yaml
