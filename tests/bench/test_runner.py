@@ -70,11 +70,13 @@ def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
     for option, value, message in (("--fmax", "nan", "--fmax must be a finite number > 0"),
                                    ("--fmax", "inf", "--fmax must be a finite number > 0"),
                                    ("--workers", "-1", "--workers must be >= 1"),
-                                   ("--seeds", "", "--seeds is empty"),
                                    ("--n-steps", "0", "--n-steps must be integers >= 1")):
         result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), option, value,
                                           "--out", str(tmp_path / "r")])
         assert result.exit_code != 0 and message in str(result.exception), (option, value)
+    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--shipped-denoiser", "--seeds", "",
+                                      "--out", str(tmp_path / "r")])
+    assert "--seeds is empty: a denoiser needs at least one seed" in str(result.exception)
 
 
 def test_tasks_and_max_atoms_choose_what_a_run_computes(tiny_dataset, tmp_path):
