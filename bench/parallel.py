@@ -5,11 +5,14 @@ Only the driver writes results (to the store); workers compute and return.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 #: One thread per worker process: the parallelism is across molecules, and a
 #: BLAS or OpenMP pool per process on a busy machine is 3x slower (measured).
@@ -23,6 +26,69 @@ _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_
 #: (``distributed.scheduler.allowed-failures``) and then raises ``KilledWorker``,
 #: which is not retried again.
 WORKER_RETRIES = 2
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How one job ended: its ``value``, or the ``error`` it ended with, after ``attempts`` tries."""
+
+    key: Hashable
+    value: Any = None
+    error: BaseException | None = None
+    attempts: int = 1
+
+
+def run_jobs(executor: Executor | None, fn: Callable[..., Any], jobs: Iterable[tuple[Hashable, tuple]],
+             window: int | None = None, local: Callable[..., Any] | None = None) -> Iterator[JobResult]:
+    """Run ``fn(*args)`` for each ``(key, args)`` and yield each :class:`JobResult` as it ends.
+
+    The one rule for batch work (oracle calls, analysis chains, dataset molecules):
+    a job whose worker process died (:class:`concurrent.futures.BrokenExecutor`) is
+    submitted again, at most :data:`WORKER_RETRIES` times; any other exception is
+    that job's ``error``, never the end of the batch. Callers decide what an error
+    means for their records (a failed result, a rejected molecule).
+
+    Parameters
+    ----------
+    executor : Executor or None
+        None runs the jobs here, in order (``local`` instead of ``fn`` when given:
+        work that needs no pickling, e.g. a bound method).
+    window : int, optional
+        At most this many jobs in flight, taken from ``jobs`` as others end (a
+        build then finishes nearly in input order); all at once when None.
+    """
+    jobs = iter(jobs)
+    if executor is None:
+        run_here = local or fn
+        for key, args in jobs:
+            try:
+                yield JobResult(key, run_here(*args))
+            except Exception as exc:  # noqa: BLE001 - the job's error, reported to the caller
+                yield JobResult(key, error=exc)
+        return
+    in_flight: dict[Future, tuple[Hashable, tuple, int]] = {}
+    for key, args in itertools.islice(jobs, window) if window else jobs:
+        in_flight[executor.submit(fn, *args)] = (key, args, 1)
+    while in_flight:
+        done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in done:
+            key, args, attempt = in_flight.pop(future)
+            for next_key, next_args in itertools.islice(jobs, 1) if window else ():
+                in_flight[executor.submit(fn, *next_args)] = (next_key, next_args, 1)
+            try:
+                value = future.result()
+            except BrokenExecutor as exc:  # its worker died (perhaps killed by another job): try again
+                if attempt <= WORKER_RETRIES:
+                    try:
+                        in_flight[executor.submit(fn, *args)] = (key, args, attempt + 1)
+                        continue
+                    except BrokenExecutor:
+                        pass
+                yield JobResult(key, error=exc, attempts=attempt)
+            except Exception as exc:  # noqa: BLE001 - a worker that raised: that job's error
+                yield JobResult(key, error=exc, attempts=attempt)
+            else:
+                yield JobResult(key, value, attempts=attempt)
 
 
 def _die_with_parent(parent_pid: int) -> None:

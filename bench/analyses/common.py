@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, as_completed
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from bench.cards import load_denoisers
 from bench.data.dataset import write_json_atomic
 from bench.errors import EdmBenchError
 from bench.manifest import make_manifest
+from bench.parallel import run_jobs
 from bench.progress import show_progress
 from bench.reports.analysis import write_analysis_report
 from bench.store import ResultStore, settings_hash
@@ -77,28 +78,26 @@ def cached_jobs(store: ResultStore | None, kind: str, jobs: Sequence[tuple[str, 
     docs: list[dict | None] = [store.get(kind, key) if store is not None else None for key, _, _ in jobs]
     missing = [i for i, doc in enumerate(docs) if doc is None]
     errors: list[BaseException] = []
+    calls = ((i, (jobs[i][1], *jobs[i][2])) for i in missing)  # each job its own function, applied by _call
     with tqdm(total=len(missing), desc=f"{kind} jobs", disable=not show_progress(len(missing)), leave=False) as bar:
-        def keep(i: int, doc: dict) -> None:
+        for job in run_jobs(executor, _call, calls):
+            if job.error is not None:
+                errors.append(job.error)
+                continue
             if store is not None:
-                store.put(kind, jobs[i][0], doc)
-            docs[i] = doc
+                store.put(kind, jobs[job.key][0], job.value)
+            docs[job.key] = job.value
             bar.update()
-
-        if executor is None:
-            for i in missing:
-                keep(i, jobs[i][1](*jobs[i][2]))
-        else:
-            futures = {executor.submit(jobs[i][1], *jobs[i][2]): i for i in missing}
-            for future in as_completed(futures):
-                try:
-                    keep(futures[future], future.result())
-                except Exception as exc:  # noqa: BLE001 - reported below, after the others are stored
-                    errors.append(exc)
     if errors:
         raise EdmBenchError(f"{len(errors)} of {len(missing)} {kind} jobs failed (the other {len(missing) - len(errors)}"
                             f" are stored; a rerun computes only the failed ones); first: "
                             f"{type(errors[0]).__name__}: {errors[0]}") from errors[0]
     return docs  # type: ignore[return-value]
+
+
+def _call(fn: Callable[..., dict], *args: Any) -> dict:
+    """``fn(*args)``: lets one batch carry jobs of different functions."""
+    return fn(*args)
 
 
 def job_key(oracle_key: str, settings: dict[str, Any], content: str) -> str:

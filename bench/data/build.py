@@ -23,12 +23,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import hashlib
-import itertools
 import os
 import platform
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import BrokenExecutor, as_completed
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -37,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.dataset import SHIPPED_ROOT, FORMAT_VERSION, write_json_atomic, write_split
-from bench.parallel import WORKER_RETRIES, make_executor
+from bench.parallel import WORKER_RETRIES, make_executor, run_jobs
 from bench.store import ResultStore, settings_hash
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
@@ -330,30 +328,17 @@ def build_dataset(
         n_workers = workers or os.cpu_count() or 1
         bar = tqdm(total=len(entries), initial=len(entries) - len(todo), desc=f"build {name}",
                    unit="mol", disable=not progress, smoothing=0.05)
-        pending = iter(todo)
+
         n_rej = 0
         pool = make_executor(n_workers, dask)
         previous = _sigterm_as_interrupt()
         try:
             # A bounded number in flight: molecules finish nearly in file order,
             # so an interrupted build holds a prefix of the SMILES file.
-            in_flight = {}
-            for i, s in itertools.islice(pending, 2 * n_workers):
-                in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s, 1)
-            while in_flight:
-                fut = next(as_completed(in_flight))
-                i, s, attempt = in_flight.pop(fut)
-                for j, t in itertools.islice(pending, 1):
-                    in_flight[pool.submit(build_molecule, j, t, name, settings)] = (j, t, 1)
-                try:
-                    row = fut.result()
-                except BrokenExecutor as exc:  # its worker died (maybe killed by another molecule): try again
-                    if attempt <= WORKER_RETRIES:
-                        in_flight[pool.submit(build_molecule, i, s, name, settings)] = (i, s, attempt + 1)
-                        continue
-                    row = _worker_reject(i, s, exc, attempt)
-                except Exception as exc:  # a crashed worker is a reject, not a dead build
-                    row = _worker_reject(i, s, exc, attempt)
+            jobs = (((i, s), (i, s, name, settings)) for i, s in todo)
+            for job in run_jobs(pool, build_molecule, jobs, window=2 * n_workers):
+                i, s = job.key
+                row = job.value if job.error is None else _worker_reject(i, s, job.error, job.attempts)
                 store.put("build", key(i, s), row)
                 n_rej += row["status"] != "ok"
                 if on_result is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from bench.data.validate import check_molecule, default_multiplicity
 from bench.errors import InputError, OracleFailure, SettingsError
-from bench.parallel import WORKER_RETRIES
+from bench.parallel import run_jobs
 from bench.progress import show_progress
 from bench.store import ResultStore, geometry_hash, settings_hash
 
@@ -290,60 +290,27 @@ class Oracle:
                 todo.append((idx, key))
         what = "relaxations" if kind == "relax" else "single points"
         bar = tqdm(total=len(todo), desc=f"{self.name} {what}", disable=not show_progress(len(todo)), leave=False)
-        pending: dict[Future, tuple[int, str, int]] = {}
-        for idx, key in todo:
-            atoms, name = items[idx]
-            if self.executor is not None:
-                pending[self._submit(kind, atoms, name, settings)] = (idx, key, 1)
-                continue
-            try:
-                results[idx] = self._finish(kind, key, _compute_here(self, kind, atoms, name, settings))
-            except InputError as exc:
-                results[idx] = _refused(exc, strict, kind, atoms)
+        cls, own_settings = type(self), dataclasses.asdict(self.settings)
+        jobs = (((idx, key), (cls, own_settings, kind, *items[idx], settings)) for idx, key in todo)
+
+        def here(_cls: type, _own: dict, *args: Any) -> dict:  # in this process: this oracle, not a rebuilt one
+            return _compute_here(self, *args)
+
+        for job in run_jobs(self.executor, _compute, jobs, local=here):
+            idx, key = job.key
+            atoms = items[idx][0]
+            if job.error is None:
+                results[idx] = self._finish(kind, key, job.value)
+            elif isinstance(job.error, InputError):
+                results[idx] = _refused(job.error, strict, kind, atoms)
+            else:  # a worker that died or raised: a failure of this molecule, not cached
+                results[idx] = decode(_as_dict(_worker_failure(kind, atoms, job.error, job.attempts)))
             bar.update()
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                idx, key, attempt = pending.pop(fut)
-                atoms, name = items[idx]
-                try:
-                    results[idx] = self._finish(kind, key, fut.result())
-                except InputError as exc:
-                    results[idx] = _refused(exc, strict, kind, atoms)
-                except Exception as exc:  # a worker that died or raised: a failure, not a dead batch
-                    retry = self._retry(exc, attempt, kind, atoms, name, settings)
-                    if retry is not None:
-                        pending[retry] = (idx, key, attempt + 1)
-                        continue
-                    results[idx] = decode(_as_dict(_worker_failure(kind, atoms, exc, attempt)))  # not cached
-                bar.update()
         bar.close()
         for idx, copies in repeats.items():
             for copy in copies:  # a result object of its own, as a cache hit would give
                 results[copy] = decode(_as_dict(results[idx]))
         return results
-
-    def _submit(self, kind: str, atoms: Atoms, name: str, settings: dict) -> Future:
-        """Send one computation to the executor; the worker rebuilds this oracle (without store)."""
-        return self.executor.submit(_compute, type(self), dataclasses.asdict(self.settings), kind, atoms, name,
-                                    settings)
-
-    def _retry(self, exc: Exception, attempt: int, kind: str, atoms: Atoms, name: str, settings: dict
-               ) -> Future | None:
-        """A new submission of work whose worker process died, or None when it is not retried.
-
-        Only a lost worker (:class:`concurrent.futures.BrokenExecutor`) is retried, at
-        most :data:`WORKER_RETRIES` times: an exception raised by the computation
-        itself would only be raised again. The executor must accept work after
-        losing a worker (:class:`bench.parallel.RespawningProcessPool` does; a
-        plain ``ProcessPoolExecutor`` does not, and then nothing is retried).
-        """
-        if not isinstance(exc, BrokenExecutor) or attempt > WORKER_RETRIES:
-            return None
-        try:
-            return self._submit(kind, atoms, name, settings)
-        except BrokenExecutor:
-            return None
 
     def _finish(self, kind: str, key: str, doc: dict) -> Any:
         if self.store is not None:

@@ -162,15 +162,11 @@ def test_cached_jobs_store_each_chain_and_a_failure_stops_none_of_the_others(tmp
     store = ResultStore(tmp_path / "s.sqlite")
     jobs = [(f"k{x}", _square, (x,)) for x in range(6)]
     executor = ThreadPoolExecutor(threads) if threads else None
-    if executor is None:  # inline: a failure is the caller's error at once, the chains before it are kept
-        with pytest.raises(RuntimeError, match="chain 3"):
-            cached_jobs(store, "demo", jobs, None)
-        assert [store.get("demo", f"k{x}") for x in range(3)] == [{"value": x * x} for x in range(3)]
-    else:
-        with pytest.raises(EdmBenchError, match=r"1 of 6 demo jobs failed \(the other 5 are stored.*chain 3 broke"):
-            cached_jobs(store, "demo", jobs, executor)
-        assert store.get("demo", "k5") == {"value": 25} and store.get("demo", "k3") is None
+    # one rule with or without an executor: every other chain finishes and is stored first
+    with pytest.raises(EdmBenchError, match=r"1 of 6 demo jobs failed \(the other 5 are stored.*chain 3 broke"):
+        cached_jobs(store, "demo", jobs, executor)
+    assert store.get("demo", "k5") == {"value": 25} and store.get("demo", "k3") is None
     # the rerun computes only what is missing (here: as -1)
     docs = cached_jobs(store, "demo", [(key, _minus_one, args) for key, _, args in jobs], executor)
-    expected = [0, 1, 4, -1, 16, 25] if executor else [0, 1, 4, -1, -1, -1]
+    expected = [0, 1, 4, -1, 16, 25]
     assert [d["value"] for d in docs] == expected
