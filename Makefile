@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml CMakeLists.txt $(wildcard kernels/csrc/*)
 # The main job: baselines and the shipped checkpoint on 100 qm9-xtb test molecules
 # (xTB oracle), then the leaderboard of that run.
 run: setup
-	$(BIN)/edm-bench run --shipped-denoiser
+	$(BIN)/edm-bench run
 	$(BIN)/edm-bench leaderboard runs/qm9-xtb-test-xtb --out runs/leaderboard
 
 test: setup

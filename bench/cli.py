@@ -29,7 +29,7 @@ def data_build(
     dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
 ) -> None:
     """Build a dataset from SMILES: ETKDG + MMFF94 start, GFN2-xTB ground state. Resumable."""
-    from bench.data.build import build_dataset
+    from bench.build import build_dataset
 
     manifest = build_dataset(name, out_dir=out, smiles_path=smiles, limit=limit, workers=workers, dask=dask)
     typer.echo(json.dumps({k: manifest[k] for k in ("name", "n_molecules", "rejects", "start_minus_ground_kcal_mol")}
@@ -101,8 +101,8 @@ def run_cmd(
     seed: Annotated[int, typer.Option(help="Seed of the molecule choice.")] = 0,
     max_atoms: Annotated[Optional[int], typer.Option(help="Choose only among molecules with at most this many "
                                                           "atoms (DFT runs).")] = None,
-    tasks: Annotated[str, typer.Option(help="Comma-separated: energy-ratio, relax-speedup, force-alignment.")
-                     ] = "energy-ratio,relax-speedup,force-alignment",
+    tasks: Annotated[Optional[str], typer.Option(
+        help="Comma-separated tasks (`edm-bench tasks` lists the registry; default: every task of `run`).")] = None,
     oracle: Annotated[str, typer.Option(help="xtb, dft, mmff or uff.")] = "xtb",
     oracle_option: Annotated[Optional[list[str]], typer.Option(
         "--oracle-option", help="Oracle setting KEY=VALUE (repeatable; the value is read as YAML), e.g. "
@@ -112,9 +112,10 @@ def run_cmd(
                                               "pre-relaxation; not under the xtb oracle).")
                        ] = "mmff,uff,etkdg,ceiling",
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
-    shipped_denoiser: Annotated[bool, typer.Option(
-        help="Add the shipped checkpoint, with the study's sampler (bench.cards.DEFAULT_CARD) and the deterministic "
-             "one (card-deterministic.yml beside it); `make run` does.")] = False,
+    shipped_denoiser: Annotated[Optional[bool], typer.Option(
+        "--shipped-denoiser/--no-shipped-denoiser",
+        help="The shipped checkpoint, with the study's sampler (bench.cards.DEFAULT_CARD) and the deterministic one "
+             "(card-deterministic.yml beside it). Default: included unless --denoiser cards are given.")] = None,
     n_steps: Annotated[Optional[str], typer.Option(
         help="Comma-separated start steps n for every denoiser (default: each card's relaxation.n_steps).")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated denoiser seeds (metrics pool them).")] = "0,1,2",
@@ -135,11 +136,12 @@ def run_cmd(
     from bench.cards import shipped_cards
     from bench.runner import RunSettings, print_summary, run
 
-    cards = [*(denoiser or ()), *(shipped_cards() if shipped_denoiser else [])]
+    with_shipped = not denoiser if shipped_denoiser is None else shipped_denoiser
+    cards = [*(denoiser or ()), *(shipped_cards() if with_shipped else [])]
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
                            oracle_settings=_key_values(oracle_option or ()), max_atoms=max_atoms,
-                           tasks=tuple(t.strip() for t in tasks.split(",") if t.strip()),
-                           methods=tuple(m.strip() for m in methods.split(",") if m.strip()), fmax_ev_ang=fmax,
+                           **({} if tasks is None else {"tasks": _names(tasks)}),
+                           methods=_names(methods), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in cards),
                            n_steps=_ints(n_steps, "--n-steps"),
                            workers=workers or os.cpu_count() or 1, dask=dask,
@@ -148,6 +150,15 @@ def run_cmd(
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     print_summary(summary)
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
+
+
+@app.command("tasks")
+def tasks_cmd() -> None:
+    """The task registry: each task, the command that runs it, what it needs, its tables and metrics."""
+    from bench.registry import registry
+
+    for task in registry().values():
+        typer.echo(f"{task.name:<16} edm-bench {task.command:<11} {task.description}")
 
 
 @app.command("report")
@@ -301,6 +312,10 @@ def _key_values(items: Sequence[str]) -> dict[str, object]:
             raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--oracle-option")
         out[key.strip()] = yaml.safe_load(value)
     return out
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
 def _floats(text: Optional[str]) -> Optional[tuple[float, ...]]:

@@ -43,13 +43,13 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from bench import registry
 from bench.cards import DEFAULT_CARD, read_card
 from bench.check import PERF_FILE, check, observed_metrics
 from bench.errors import InputError
 
 #: The run-folder metrics the gate tracks for the denoiser (directions from :data:`bench.metrics.METRICS`).
-SCIENCE_KEYS = ("energy_ratio", "within_1_kcal_mol", "mean_rmsd_heavy_ang", "median_speedup", "fraction_slower",
-                "alignment_gap")
+SCIENCE_KEYS = registry.gated_metrics()
 #: The perf-record field the gate tracks: speed relative to the original-style network
 #: timed in the same process (absolute times do not survive a shared machine).
 PERF_FIELD = "ratio_to_reference"

@@ -23,19 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import metrics
+from bench import metrics, registry
 from bench.artifacts import check_complete, read_json, read_run_tables
 from bench.columns import Col
 from bench.errors import InputError
 
-#: Headline columns of an analysis run's table, with their direction (None: descriptive).
-ANALYSIS_COLUMNS: dict[str, dict[str, bool | None]] = {
-    "boltzmann": {"boltzmann_median_w1_kcal_mol": False, "boltzmann_fit_r2": True, "boltzmann_u_k": None,
-                  "boltzmann_std_ratio": None, "boltzmann_max_abs_shift_kcal_mol": None},
-    "phases": {"final_frac_atoms_valid_valence": True, "exploration_end_step": None},
-    "generation": {"molecule_stability": True, "atom_stability": True, "validity": True, "uniqueness": True,
-                   "novelty": True},
-}
 #: Columns a relaxation benchmark's table shows, in order (the CSV has every metric).
 SHOWN = ["rank", "method", "tied_with_next", "median_speedup", "median_speedup_ci", "energy_ratio",
          "energy_ratio_ci", "excess_removed", "mean_energy_above_ground_kcal_mol", "within_1_kcal_mol",
@@ -73,9 +65,14 @@ def _run_rows(run: Path) -> tuple[str, pd.DataFrame, dict, metrics.Bootstrap]:
         samples[(method, str(run))] = method_samples
         rows.append({Col.METHOD: method, **metrics.summarise_method(method_samples, boot)})
     hw = manifest.get("hardware", {})
-    df = pd.DataFrame(rows).assign(run=str(run), hardware=f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}",
+    df = registry.with_task_metrics(pd.DataFrame(rows), tables, _tasks_of(settings)).assign(run=str(run), hardware=f"{hw.get('cpu', '?')} x{hw.get('cores', '?')}",
                                    git_revision=manifest.get("git_revision", "unknown"))
     return settings["benchmark"]["label"], df, samples, boot
+
+
+def _tasks_of(settings: dict) -> list:
+    """The run tasks a run folder's manifest lists (every run task for a manifest without the list)."""
+    return registry.run_tasks(settings.get("run", {}).get("tasks") or registry.run_task_names())
 
 
 def _rank(df: pd.DataFrame, primary: str, higher: bool, secondary: str | None = None) -> pd.DataFrame:
@@ -107,7 +104,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Board]:
             relax.setdefault(label, []).append((df, samples, boot))
         else:
             summary = read_json(run / "summary.json")
-            rows = [{Col.METHOD: m, **{k: v.get(k) for k in ANALYSIS_COLUMNS.get(task, {})}}
+            rows = [{Col.METHOD: m, **{k: v.get(k) for k in registry.analysis_columns(task)}}
                     for m, v in summary["methods"].items()]
             analyses.setdefault((task, summary["label"]), []).append(pd.DataFrame(rows).assign(run=str(run)))
     boards = []
@@ -120,7 +117,7 @@ def collect(run_dirs: Sequence[Path]) -> list[Board]:
         boards.append(Board("run", label, primary, higher, _with_ties(df, samples, primary, parts[0][2]), samples))
     for (task, label), frames in analyses.items():
         df = pd.concat(frames, ignore_index=True)
-        primary, higher = next(iter(ANALYSIS_COLUMNS[task].items()))
+        primary, higher = next(iter(registry.analysis_columns(task).items()))
         df = _rank(df, primary, bool(higher))
         df["tied_with_next"] = pd.NA  # analyses keep no per-molecule rows to pair
         boards.append(Board(task, label, primary, bool(higher), df))
@@ -148,7 +145,7 @@ def _with_ties(df: pd.DataFrame, samples: dict, primary: str, boot: metrics.Boot
 
 def shown_columns(board: Board) -> list[str]:
     """The columns of a board's readable views: the headline ones it has values in."""
-    cols = SHOWN if board.task == "run" else ["rank", Col.METHOD, *ANALYSIS_COLUMNS[board.task]]
+    cols = SHOWN if board.task == "run" else ["rank", Col.METHOD, *registry.analysis_columns(board.task)]
     return [c for c in cols if c in board.rows and board.rows[c].notna().any()]
 
 

@@ -15,6 +15,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import metrics
+from bench import metrics, registry
 from bench.artifacts import begin_run_folder, end_run_folder, write_table
 from bench.baselines import CEILING_SIGMA_ANG, resolve_baseline
 from bench.cards import load_denoisers
@@ -33,12 +34,12 @@ from bench.manifest import make_manifest
 from bench.oracles import get_oracle
 from bench.parallel import make_executor
 from bench.reports import write_report
+from bench.reports.analysis import write_analysis_report
 from bench.store import ResultStore
-from bench.tasks import denoiser_starts, energy_above_ground, ground_references, make_starts, relax_from_starts
-from bench.tasks.alignment import along_path, summarise_alignment
+from bench.tasks import denoiser_starts, ground_references, make_starts
+from bench.tasks.alignment import summarise_alignment
+from bench.tasks.spec import RunContext
 
-#: The tasks of a run (PROTOCOLS.md); force-alignment needs a denoiser.
-TASKS = ("energy-ratio", "relax-speedup", "force-alignment")
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class RunSettings:
     seed: int = 0
     #: Only molecules with at most this many atoms (DFT cost grows as N^3 to N^4).
     max_atoms: int | None = None
-    tasks: tuple[str, ...] = TASKS
+    tasks: tuple[str, ...] = field(default_factory=lambda: tuple(registry.run_task_names()))
     oracle: str = "xtb"
     oracle_settings: dict[str, Any] = field(default_factory=dict)
     methods: tuple[str, ...] = ("mmff", "uff", "etkdg", "ceiling")
@@ -78,9 +79,7 @@ class RunSettings:
             resolve_baseline(m, self.oracle)
         if self.n_steps is not None and (not self.n_steps or any(n < 1 for n in self.n_steps)):
             raise InputError(f"--n-steps must be integers >= 1, got {self.n_steps}")
-        unknown = sorted(set(self.tasks) - set(TASKS))
-        if unknown or not self.tasks:
-            raise InputError(f"--tasks: unknown task(s) {unknown}; choose from {list(TASKS)}")
+        registry.run_tasks(self.tasks)
         if self.max_atoms is not None and self.max_atoms < 1:
             raise InputError(f"--max-atoms must be >= 1, got {self.max_atoms}")
         if not (math.isfinite(self.fmax_ev_ang) and self.fmax_ev_ang > 0):
@@ -184,30 +183,33 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
     write_json_atomic(out_dir / "manifest.json", manifest)
 
     grounds = ground_references(records, oracle, ground_fmax)
-    starts = make_starts(records, {m: resolve_baseline(m, settings.oracle) for m in settings.methods}, grounds)
-    path_tables = []
+    tasks = registry.run_tasks(settings.tasks)
+    keep_paths = any("paths" in task.needs for task in tasks)
+    context = RunContext(records, oracle, grounds,
+                         make_starts(records, {m: resolve_baseline(m, settings.oracle) for m in settings.methods},
+                                     grounds), fmax_ev_ang=settings.fmax_ev_ang, optimizer=settings.optimizer,
+                         max_steps=settings.max_steps)
     for key, denoiser in denoisers.items():
         plan = plans[key]
         for n in plan["start_steps"]:
             name = f"{key}/n={n}"
             for k, seed in enumerate(plan["seeds"]):
-                # the path analysis: first seed, largest n
-                keep = "force-alignment" in settings.tasks and k == 0 and n == max(plan["start_steps"])
+                keep = keep_paths and k == 0 and n == max(plan["start_steps"])  # paths: first seed, largest n
                 seed_key = seed if plan["stochastic"] else None
-                starts[(name, seed_key)], paths = denoiser_starts(
+                context.starts[(name, seed_key)], paths = denoiser_starts(
                     records, denoiser, n, seed=seed, keep_path=keep, noise_scale=plan["noise_scale"],
                     add_noise=plan["add_noise"])
                 if keep:
-                    path_tables.append(along_path(records, paths, oracle, grounds, fmax=settings.fmax_ev_ang,
-                                                  method=name, seed=seed_key))
+                    context.paths[(name, seed_key)] = paths
     tables: dict[str, pd.DataFrame] = {}
-    if "energy-ratio" in settings.tasks:
-        tables["energy"] = energy_above_ground(records, starts, oracle, grounds)
-    if "relax-speedup" in settings.tasks:
-        tables["relax"] = relax_from_starts(records, starts, oracle, grounds, fmax=settings.fmax_ev_ang,
-                                            optimizer=settings.optimizer, max_steps=settings.max_steps)
-    if path_tables:
-        tables["path"] = pd.concat(path_tables, ignore_index=True)
+    manifest["tasks_skipped"] = {}
+    for task in tasks:
+        if "denoiser" in task.needs and not denoisers:
+            manifest["tasks_skipped"][task.name] = "needs a denoiser; the run has none"
+            continue
+        produced = task.compute(context)
+        task.check_tables(produced)
+        tables.update(produced)
     hashes = {name: write_table(df, out_dir / name) for name, df in tables.items()}
     manifest["tables"] = {name: {"sha256": hashes[name], "rows": len(df), "per_molecule": True}
                           for name, df in tables.items()}
@@ -226,7 +228,8 @@ def derive(out_dir: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, A
     Returns the summary."""
     settings = manifest["settings"]
     boot = metrics.Bootstrap(**{k: v for k, v in settings["bootstrap"].items() if k != "unit"})
-    headline = metrics.summarise(tables, boot)
+    tasks = registry.run_tasks(settings["run"]["tasks"])  # the tasks that wrote these tables
+    headline = registry.headline(tables, boot, tasks)
     derived = {"metrics": headline}
     if "path" in tables:
         derived["path_summary"] = summarise_alignment(tables["path"])
@@ -246,9 +249,29 @@ def derive(out_dir: Path, tables: dict[str, pd.DataFrame], manifest: dict[str, A
                     for row in headline.to_dict(orient="records")},
     }
     write_json_atomic(out_dir / "summary.json", summary)
-    write_report(out_dir, {**tables, **derived}, summary, manifest)
+    write_report(out_dir, {**tables, **derived}, summary, manifest, registry.figure_functions(tasks))
     end_run_folder(out_dir)
     return summary
+
+
+def write_run_folder(out_dir: Path, task_name: str, settings: dict[str, Any], tables: dict[str, pd.DataFrame],
+                     summary: dict[str, Any], sections: Sequence[tuple[str, str]], intro: str) -> dict[str, Any]:
+    """The run folder of an analysis task (``boltzmann``, ``phases``, ``generation``):
+    its tables (checked against the task's declared schema), ``manifest.json`` with
+    their sha256, ``summary.json`` and the report with the task's figures; marked
+    incomplete until written whole. ``sections`` are (table name, title) pairs of
+    the report. Returns the manifest."""
+    task = registry.registry()[task_name]
+    task.check_tables(tables)
+    begin_run_folder(out_dir)
+    manifest = make_manifest({"task": task_name, **settings})
+    manifest["tables"] = {name: {"sha256": write_table(df, out_dir / name), "rows": len(df),
+                                 "per_molecule": name in task.tables} for name, df in tables.items()}
+    write_json_atomic(out_dir / "manifest.json", manifest)
+    write_json_atomic(out_dir / "summary.json", summary)
+    write_analysis_report(out_dir, tables, summary, manifest, registry.figure_functions([task]), sections, intro)
+    end_run_folder(out_dir)
+    return manifest
 
 
 def rederive(run_dir: Path) -> dict[str, Any]:

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analyses.common import array_hash, cached_jobs, job_key, load_denoisers, write_run
+from bench.analyses.common import ANALYSIS_UNITS, array_hash, cached_jobs, job_key, load_denoisers
 from bench.columns import Col
 from bench.data.dataset import load_dataset, read_manifest
 from bench.errors import InputError
 from bench.oracles import get_oracle
 from bench.parallel import make_executor
-from bench.reports.analysis_figures import BOLTZMANN_FIGURES
+from bench.runner import write_run_folder
 from bench.store import ResultStore, geometry_hash
 from bench.tasks.boltzmann import (
     frame_energies_doc,
@@ -124,17 +124,17 @@ def run_boltzmann(settings: BoltzmannSettings, out_dir: Path, store_path: Path |
         tables, cost = _compute(settings, records, denoisers, oracle, store, executor)
     store.close()
     summary = _summary(settings, tables, denoisers, cost, len(records), time.perf_counter() - t0)
-    write_run(out_dir, {"task": "boltzmann", "run": dataclasses.asdict(settings), "oracle": oracle.describe(),
-                        "denoisers": {k: {"card": d.card, "backend": d.backend} for k, d in denoisers.items()},
-                        "dataset": {"name": settings.dataset, "split": settings.split,
-                                    "ids": [r.id for r in records], "smiles": [r.smiles for r in records]},
-                        "seeds": {"selection": settings.seed, "chains": "seed + temperature index (MCMC), "
-                                  "seed (diffusion and control)"}},
-              tables, summary, BOLTZMANN_FIGURES,
-              [("fit", "Quadratic map T = u n^2"), ("shift", "Constant shift per molecule"),
-               ("mcmc", "MCMC per (molecule, T)"), ("diffusion", "Diffusion chain per (molecule, n)"),
-               ("matched", "Matched distributions"), ("control_summary", "Control: Gaussian perturbations")],
-              "Boltzmann sampling (the study's section 4.4): energies above the oracle ground state, kcal/mol.")
+    doc = {"run": dataclasses.asdict(settings), "oracle": oracle.describe(), "units": ANALYSIS_UNITS,
+           "denoisers": {k: {"card": d.card, "backend": d.backend} for k, d in denoisers.items()},
+           "dataset": {"name": settings.dataset, "split": settings.split, "ids": [r.id for r in records],
+                       "smiles": [r.smiles for r in records]},
+           "seeds": {"selection": settings.seed,
+                     "chains": "seed + temperature index (MCMC), seed (diffusion and control)"}}
+    write_run_folder(out_dir, "boltzmann", doc, tables, summary,
+                     [("fit", "Quadratic map T = u n^2"), ("shift", "Constant shift per molecule"),
+                      ("mcmc", "MCMC per (molecule, T)"), ("diffusion", "Diffusion chain per (molecule, n)"),
+                      ("matched", "Matched distributions"), ("control_summary", "Control: Gaussian perturbations")],
+                     "Boltzmann sampling (the study's section 4.4): energies above the oracle ground state, kcal/mol.")
     return summary
 
 

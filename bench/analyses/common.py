@@ -1,11 +1,6 @@
-"""What the analysis tasks share: denoiser cards, cached oracle work on an
-executor, and the run folder (tables, ``summary.json``, report, manifest).
-
-A run folder of an analysis looks like one of ``edm-bench run``: ``manifest.json``
-(settings, seeds, units, versions, hardware), tidy tables as CSV and Parquet,
-``summary.json`` (``task``, ``label``, ``n_molecules``, ``wall_s`` and one entry
-per denoiser under ``methods``, so the leaderboard reads it), ``figures/`` (PNG
-and SVG) and ``report.md`` / ``report.html``.
+"""What the analysis tasks share: denoiser cards, the low-noise warning, and
+cached oracle work on an executor. Their run folders are written by
+:func:`bench.runner.write_run_folder`, the writer of every run folder.
 """
 
 from __future__ import annotations
@@ -21,18 +16,14 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from bench.artifacts import begin_run_folder, end_run_folder, write_table
 from bench.cards import load_denoisers
-from bench.data.dataset import write_json_atomic
 from bench.errors import EdmBenchError
-from bench.manifest import make_manifest
 from bench.parallel import run_jobs
 from bench.progress import show_progress
-from bench.reports.analysis import write_analysis_report
 from bench.store import ResultStore, settings_hash
 
-#: What an analysis run promises about units (written into every manifest).
-UNITS = {"energy": "kcal/mol above the oracle ground state (1 eV = 23.0605 kcal/mol)", "temperature": "K",
+#: What an analysis run promises about units (written into its manifest).
+ANALYSIS_UNITS = {"energy": "kcal/mol above the oracle ground state (1 eV = 23.0605 kcal/mol)", "temperature": "K",
          "length": "Angstrom", "step size": "Angstrom (per-atom displacement norm, averaged over atoms)"}
 
 
@@ -103,18 +94,3 @@ def _call(fn: Callable[..., dict], *args: Any) -> dict:
 def job_key(oracle_key: str, settings: dict[str, Any], content: str) -> str:
     """Store key of one job: oracle identity, job settings, content hash."""
     return f"{oracle_key}/{settings_hash(settings)}/{content}"
-
-
-def write_run(out_dir: Path, settings: dict[str, Any], tables: dict[str, pd.DataFrame], summary: dict[str, Any],
-              figures: dict[str, Callable], sections: Sequence[tuple[str, str]], intro: str) -> dict[str, Any]:
-    """Write manifest, tables, ``summary.json``, figures and the report; return the
-    manifest. ``sections`` are (table name, title) pairs shown in the report."""
-    begin_run_folder(out_dir)
-    manifest = make_manifest({**settings, "units": UNITS})
-    write_json_atomic(out_dir / "manifest.json", manifest)
-    for name, df in tables.items():
-        write_table(df, out_dir / name)
-    write_json_atomic(out_dir / "summary.json", summary)
-    write_analysis_report(out_dir, tables, summary, manifest, figures, sections, intro)
-    end_run_folder(out_dir)
-    return manifest

@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analyses.common import card_t_max, load_denoisers, low_noise_warnings, write_run
+from bench.analyses.common import ANALYSIS_UNITS, card_t_max, load_denoisers, low_noise_warnings
 from bench.data.dataset import load_dataset
 from bench.errors import InputError
-from bench.reports.analysis_figures import GENERATION_FIGURES, PHASES_FIGURES
+from bench.runner import write_run_folder
 from bench.tasks.phases import aggregate_phases, chain_frames, exploration_end, phase_metrics
 from bench.tasks.stability import canonical_smiles, generation_table, metrics_from_table
 
@@ -90,10 +90,10 @@ def run_phases(settings: GenerationSettings, out_dir: Path) -> dict[str, Any]:
     summary = {"task": "phases", "label": f"phases/{settings.n_molecules} generated", "n_molecules":
                settings.n_molecules, "wall_s": round(time.perf_counter() - t0, 1), "methods": methods,
                "warnings": messages}
-    write_run(out_dir, _manifest_settings("phases", settings, denoisers), tables, summary, PHASES_FIGURES,
-              [("exploration_end", "End of exploration (steps left after which every molecule keeps its "
-                                   "elements)")],
-              "Phases of generation (the study's section 4.1): per reverse step, mean and std over molecules.")
+    write_run_folder(out_dir, "phases", _manifest_settings(settings, denoisers), tables, summary,
+                     [("exploration_end", "End of exploration (steps left after which every molecule keeps its "
+                                          "elements)")],
+                     "Phases of generation (the study's section 4.1): per reverse step, mean and std over molecules.")
     return summary
 
 
@@ -119,15 +119,15 @@ def run_generation(settings: GenerationSettings, out_dir: Path) -> dict[str, Any
     summary = {"task": "generation", "label": f"generation/{settings.n_molecules} generated/{settings.dataset}",
                "n_molecules": settings.n_molecules, "wall_s": round(time.perf_counter() - t0, 1),
                "methods": methods, "warnings": messages}
-    write_run(out_dir, _manifest_settings("generation", settings, denoisers), tables, summary, GENERATION_FIGURES,
-              [("generation_summary", "EDM's metrics per denoiser")],
-              f"Generation quality: stability by EDM's bond tables, RDKit validity of the largest fragment, "
-              f"uniqueness among valid, novelty against {settings.dataset}/train ({len(training)} SMILES).")
+    write_run_folder(out_dir, "generation", _manifest_settings(settings, denoisers), tables, summary,
+                     [("generation_summary", "EDM's metrics per denoiser")],
+                     f"Generation quality: stability by EDM's bond tables, RDKit validity of the largest fragment, "
+                     f"uniqueness among valid, novelty against {settings.dataset}/train ({len(training)} SMILES).")
     return summary
 
 
-def _manifest_settings(task: str, settings: GenerationSettings, denoisers: dict[str, Any]) -> dict[str, Any]:
-    return {"task": task, "run": asdict(settings),
+def _manifest_settings(settings: GenerationSettings, denoisers: dict[str, Any]) -> dict[str, Any]:
+    return {"run": asdict(settings), "units": ANALYSIS_UNITS,
             "denoisers": {k: {"card": d.card, "backend": d.backend} for k, d in denoisers.items()},
             "seeds": {"generation": "seed + batch index, one generate() call per batch"},
             "generation": "ancestral sampling from pure noise, all T steps, sizes from the training histogram"}

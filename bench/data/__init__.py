@@ -1,4 +1,9 @@
-"""Datasets and readers: molecules in, records out (nothing here imports edm_core).
+"""Datasets and readers: molecules in, records out.
+
+The lowest layer of the harness: it imports no other part of ``bench`` but the
+errors, and of ``edm_core`` only :mod:`edm_core.geometry` (torch-free: the
+coincident-atom check that the model's own input validation uses too). The
+dataset builder, which needs the oracles, is :mod:`bench.build`, a layer above.
 
 Public names:
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +29,10 @@ def summary_frame(summary: dict[str, Any], columns: Sequence[str] = _HEADLINE) -
 
 
 def write_report(out_dir: Path, tables: dict[str, pd.DataFrame], summary: dict[str, Any],
-                 manifest: dict[str, Any]) -> None:
-    """Write figures/, report.md and report.html into ``out_dir``."""
-    figures = save_figures(tables, out_dir / "figures")
+                 manifest: dict[str, Any], figures: dict[str, Callable] | None = None) -> None:
+    """Write figures/ (``figures``, by name: the run's tasks'; default every figure of
+    :mod:`bench.reports.figures`), report.md and report.html into ``out_dir``."""
+    figures = save_figures(tables, out_dir / "figures", figures)
     hw = manifest["hardware"]
     intro = (f"{summary['n_molecules']} molecules, {summary['wall_s']} s wall time, git {manifest['git_revision']}, "
              f"{hw['cpu']} ({hw['cores']} cores). Energies in kcal/mol; relaxations ASE BFGS; speedup = "

@@ -29,6 +29,7 @@ import pandas as pd
 from bench.data.records import MoleculeRecord
 from bench.oracles.base import Oracle
 from bench.tasks.relaxation import GroundReference
+from bench.tasks.spec import RunContext, Task
 from bench.units import EV_TO_KCAL_MOL
 
 #: Vectors shorter than this (Angstrom or eV/A) have no direction.
@@ -103,3 +104,19 @@ def summarise_alignment(df: pd.DataFrame) -> pd.DataFrame:
     per_frame = df.groupby(["method", "frame"])[value_cols].agg(["mean", "std"])
     per_frame.columns = [f"{c}_{stat}" for c, stat in per_frame.columns]
     return per_frame.reset_index()
+
+
+def _path_tables(ctx: RunContext) -> dict[str, pd.DataFrame]:
+    frames = [along_path(ctx.records, paths, ctx.oracle, ctx.grounds, fmax=ctx.fmax_ev_ang, method=method, seed=seed)
+              for (method, seed), paths in ctx.paths.items()]
+    return {"path": pd.concat(frames, ignore_index=True)} if frames else {}
+
+
+FORCE_ALIGNMENT = Task(
+    "force-alignment", "along each denoiser's path (first seed, largest n): energies, and the cosines of its steps "
+    "with the forces and with the way to the ground state",
+    needs=frozenset({"denoiser", "paths", "forces", "relaxations"}),
+    tables={"path": ("id", "method", "seed", "frame", "steps_left", "energy_above_ground_kcal_mol",
+                     "path_ground_converged", "status")},
+    metrics=("alignment_gap", "alignment_gap_fixed_gs"), gated=("alignment_gap",),
+    figures=("energy_path", "alignment", "alignment_epoch"), compute=_path_tables)

@@ -24,6 +24,7 @@ from ase.units import kB
 
 from bench.data.records import MoleculeRecord
 from bench.errors import InputError, OracleFailure
+from bench.tasks.spec import Task
 
 #: Boltzmann constant in eV/K (ASE's CODATA value).
 K_B_EV = kB
@@ -202,3 +203,14 @@ def gaussian_walk(x0: np.ndarray, std_ang: float, n_repeats: int, keep: Sequence
         if r == keep[len(frames)]:
             frames.append(x.copy())
     return np.stack(frames)
+
+
+BOLTZMANN = Task(
+    "boltzmann", "MCMC with the oracle against the repeated diffusion step from the ground state (section 4.4)",
+    command="boltzmann", needs=frozenset({"denoiser"}),
+    tables={"mcmc": ("molecule", "temperature_k"), "mcmc_samples": ("molecule", "temperature_k", "sample")},
+    metrics=("boltzmann_median_w1_kcal_mol", "boltzmann_fit_r2", "boltzmann_u_k", "boltzmann_std_ratio",
+             "boltzmann_max_abs_shift_kcal_mol"),
+    leaderboard={"boltzmann_median_w1_kcal_mol": False, "boltzmann_fit_r2": True, "boltzmann_u_k": None,
+                 "boltzmann_std_ratio": None, "boltzmann_max_abs_shift_kcal_mol": None},
+    figures=("boltzmann_violins", "boltzmann_energy", "boltzmann_map", "boltzmann_control"))

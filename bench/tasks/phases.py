@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from bench.tasks.spec import Task
 from bench.tasks.stability import atom_stable, bond_orders
 
 #: The per-frame metrics that :func:`aggregate_phases` averages over molecules.
@@ -132,3 +133,12 @@ def exploration_end(df: pd.DataFrame) -> int | None:
             break
         last = steps_left
     return last
+
+
+PHASES = Task(
+    "phases", "phase metrics along de novo generation from noise, per reverse step (section 4.1)",
+    command="phases", needs=frozenset({"denoiser"}),
+    tables={"phases": ("method", "steps_left"), "phases_summary": ("method", "steps_left"),
+            "exploration_end": ("method", "exploration_end_step")},
+    metrics=("final_frac_atoms_valid_valence", "exploration_end_step"),
+    leaderboard={"final_frac_atoms_valid_valence": True, "exploration_end_step": None}, figures=("phase_curves",))

@@ -30,6 +30,7 @@ from bench.columns import Col, Status
 from bench.data.records import MoleculeRecord
 from bench.errors import EdmBenchError
 from bench.oracles.base import Oracle
+from bench.tasks.spec import RunContext, Task
 from bench.tasks.structure import best_rmsd
 from bench.units import EV_TO_KCAL_MOL
 from edm_core.geometry import coincident_atoms_message
@@ -293,3 +294,36 @@ def relax_from_starts(records: Sequence[MoleculeRecord], starts: Starts, oracle:
                 row[Col.RELAXED_RMSD_HEAVY], row[Col.RELAXED_RMSD_ALL] = _rmsd(rec, res.positions_ang, ground)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _energy_tables(ctx: RunContext) -> dict[str, pd.DataFrame]:
+    return {"energy": energy_above_ground(ctx.records, ctx.starts, ctx.oracle, ctx.grounds)}
+
+
+def _relax_tables(ctx: RunContext) -> dict[str, pd.DataFrame]:
+    return {"relax": relax_from_starts(ctx.records, ctx.starts, ctx.oracle, ctx.grounds, fmax=ctx.fmax_ev_ang,
+                                       optimizer=ctx.optimizer, max_steps=ctx.max_steps)}
+
+
+_ROW = (Col.ID, Col.METHOD, Col.SEED, Col.START_STEP, Col.N_ATOMS, Col.NETWORK_EVALUATIONS, Col.DENOISER_S,
+        Col.STATUS, Col.MESSAGE)
+
+ENERGY_RATIO = Task(
+    "energy-ratio", "oracle energy of each start above the ground state, and its RMSD to it",
+    tables={"energy": (*_ROW, Col.ENERGY_ABOVE_GROUND, Col.RMSD_HEAVY, Col.RMSD_ALL)},
+    metrics=("energy_ratio", "excess_removed", "energy_ratio_of_medians", "mean_energy_above_ground_kcal_mol",
+             "median_energy_above_ground_kcal_mol", "within_1_kcal_mol", "mean_rmsd_heavy_ang", "mean_rmsd_all_ang"),
+    gated=("energy_ratio", "within_1_kcal_mol", "mean_rmsd_heavy_ang"),
+    compute=_energy_tables)
+
+RELAX_SPEEDUP = Task(
+    "relax-speedup", "oracle relaxation (BFGS to fmax) from each start: steps saved against the MMFF start",
+    needs=frozenset({"forces", "relaxations"}),
+    tables={"relax": (*_ROW, Col.ORACLE_STEPS, Col.N_FORCE_CALLS, Col.WALL_S, Col.CONVERGED, Col.RELAXED_ENERGY,
+                      Col.RELAXED_RMSD_HEAVY, Col.RELAXED_RMSD_ALL)},
+    metrics=("median_speedup", "p25_speedup", "p75_speedup", "fraction_slower", "median_speedup_same_basin",
+             "median_oracle_steps", "median_delta_e_kcal_mol", "mean_relaxed_rmsd_heavy_ang",
+             "oracle_calls_saved_per_molecule", "net_saving_s_per_molecule"),
+    gated=("median_speedup", "fraction_slower"),
+    figures=("steps_scatter", "speedup_epoch"),
+    compute=_relax_tables)

@@ -17,6 +17,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, chemical_symbols
 
 from bench.tasks.bond_tables import ALLOWED_VALENCE, DOUBLE_PM, MARGINS_PM, SINGLE_PM, TRIPLE_PM
+from bench.tasks.spec import Task
 
 
 def bond_order(a: str, b: str, distance_pm: float) -> int:
@@ -160,3 +161,11 @@ def generation_metrics(molecules: Sequence[tuple[np.ndarray, np.ndarray]],
     (largest fragment), uniqueness among valid, novelty against ``training_smiles``."""
     training = None if training_smiles is None else canonical_smiles(training_smiles)
     return metrics_from_table(generation_table(molecules), training)
+
+
+GENERATION = Task(
+    "generation", "EDM's sample quality of de novo generation: stability, validity, uniqueness, novelty",
+    command="generation", needs=frozenset({"denoiser"}), tables={"samples": ("method",)},
+    metrics=("molecule_stability", "atom_stability", "validity", "uniqueness", "novelty"),
+    leaderboard={"molecule_stability": True, "atom_stability": True, "validity": True, "uniqueness": True,
+                 "novelty": True}, figures=("generation_quality",))

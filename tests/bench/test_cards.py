@@ -133,7 +133,7 @@ def test_paths_shas_signatures_and_entry_points_are_checked(tmp_path, tiny):
 
 
 def test_training_writes_a_valid_card_beside_each_checkpoint(tmp_path):
-    from bench.data.build import build_dataset
+    from bench.build import build_dataset
     from bench.cli import app
     from typer.testing import CliRunner
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
+from tests.bench.test_runner import RUN
 
 COMMANDS = [[], ["data"], ["data", "build"], ["data", "info"], ["data", "read"], ["run"], ["train"],
             ["leaderboard"], ["perf"], ["card"], ["card", "validate"], ["boltzmann"], ["phases"], ["generation"]]
@@ -35,9 +36,9 @@ def test_oracle_options_are_typed_and_unknown_ones_are_one_clear_line(tmp_path):
 
     assert _key_values(["density_fit=true", "grid_level=4", "xc=b3lypg"]) == {
         "density_fit": True, "grid_level": 4, "xc": "b3lypg"}
-    bad_form = CliRunner().invoke(app, ["run", "--oracle-option", "density_fit", "--out", str(tmp_path / "r")])
+    bad_form = CliRunner().invoke(app, [*RUN, "--oracle-option", "density_fit", "--out", str(tmp_path / "r")])
     assert bad_form.exit_code == 2 and "KEY=VALUE" in bad_form.output
-    proc = subprocess.run([sys.executable, "-m", "bench.cli", "run", "-n", "1", "--oracle-option", "density_fit=true",
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", *RUN, "-n", "1", "--oracle-option", "density_fit=true",
                            "--store", str(tmp_path / "s.sqlite"), "--out", str(tmp_path / "r")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -52,7 +53,7 @@ def test_oracle_options_are_typed_and_unknown_ones_are_one_clear_line(tmp_path):
 ])
 def test_bad_run_values_end_in_one_line_and_exit_2(args, tmp_path):
     """Each user mistake: exit status 2, one line naming the option or file, no traceback."""
-    result = subprocess.run([sys.executable, "-m", "bench.cli", "run", *args, "--out", str(tmp_path / "r"),
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *RUN, *args, "--out", str(tmp_path / "r"),
                              "--store", str(tmp_path / "s.sqlite")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip() and "it/s" not in line]

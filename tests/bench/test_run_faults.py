@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from bench.store import ResultStore
-from tests.bench.test_runner import tiny_dataset  # noqa: F401 - the module's dataset fixture
+from tests.bench.test_runner import RUN, tiny_dataset  # noqa: F401 - the module's dataset fixture
 from tests.reliability import KILLS, LOST, tally
 
 N_MOLECULES = 6
@@ -26,7 +26,7 @@ N_KILLS = 3
 
 
 def run_args(dataset: Path, out: Path, store: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.cli", "run", "--dataset", str(dataset), "--split", "train",
+    return [sys.executable, "-m", "bench.cli", *RUN, "--dataset", str(dataset), "--split", "train",
             "-n", str(N_MOLECULES), "--methods", "mmff,uff", "--out", str(out), "--store", str(store),
             "--workers", "1"]
 

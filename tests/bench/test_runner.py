@@ -8,8 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.cli import app
-from bench.data.build import build_dataset
+from bench.build import build_dataset
 from bench.store import ResultStore
+
+
+#: `edm-bench run` with the baselines alone (a bare run adds the shipped checkpoint).
+RUN = ["run", "--no-shipped-denoiser"]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def tiny_dataset(tmp_path_factory):
 
 
 def test_run_writes_tables_summary_report_and_manifest(tiny_dataset, tmp_path):
-    args = ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "3", "--methods", "mmff,uff",
+    args = [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "3", "--methods", "mmff,uff",
             "--out", str(tmp_path / "run"), "--store", str(tmp_path / "store.sqlite")]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -58,23 +62,23 @@ def test_run_writes_tables_summary_report_and_manifest(tiny_dataset, tmp_path):
 
 
 def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "uff",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--methods", "uff",
                                       "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "must include 'mmff'" in str(result.exception)
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "mmff,gaff",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--methods", "mmff,gaff",
                                       "--out", str(tmp_path / "r")])
     assert "unknown baseline 'gaff'" in str(result.exception)
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--methods", "mmff,xtb",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--methods", "mmff,xtb",
                                       "--out", str(tmp_path / "r")])
     assert "baseline 'xtb' is a pre-relaxation with the run's oracle 'xtb' itself" in str(result.exception)
     for option, value, message in (("--fmax", "nan", "--fmax must be a finite number > 0"),
                                    ("--fmax", "inf", "--fmax must be a finite number > 0"),
                                    ("--workers", "-1", "--workers must be >= 1"),
                                    ("--n-steps", "0", "--n-steps must be integers >= 1")):
-        result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), option, value,
+        result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), option, value,
                                           "--out", str(tmp_path / "r")])
         assert result.exit_code != 0 and message in str(result.exception), (option, value)
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--shipped-denoiser", "--seeds", "",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--shipped-denoiser", "--seeds", "",
                                       "--out", str(tmp_path / "r")])
     assert "--seeds is empty: a denoiser needs at least one seed" in str(result.exception)
 
@@ -82,7 +86,7 @@ def test_bad_run_options_are_clear_errors(tiny_dataset, tmp_path):
 def test_tasks_and_max_atoms_choose_what_a_run_computes(tiny_dataset, tmp_path):
     from bench.data import load_dataset
 
-    args = ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2", "--methods", "mmff",
+    args = [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2", "--methods", "mmff",
             "--tasks", "energy-ratio", "--max-atoms", "9", "--out", str(tmp_path / "run"),
             "--store", str(tmp_path / "store.sqlite")]
     result = CliRunner().invoke(app, args)
@@ -97,7 +101,7 @@ def test_tasks_and_max_atoms_choose_what_a_run_computes(tiny_dataset, tmp_path):
 
     bad = CliRunner().invoke(app, args[:-4] + ["--tasks", "energy-ratio,speed", "--out", str(tmp_path / "bad")])
     assert bad.exit_code != 0 and "unknown task(s) ['speed']" in str(bad.exception)
-    none = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--max-atoms", "2",
+    none = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--max-atoms", "2",
                                     "--out", str(tmp_path / "none")])
     assert none.exit_code != 0 and "has <= 2 atoms" in str(none.exception)
 
@@ -110,7 +114,7 @@ def test_under_another_oracle_the_ground_state_is_that_oracles_minimum(tiny_data
     from bench.oracles import get_oracle
     from bench.tasks.relaxation import ground_references
 
-    args = ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "4", "--methods", "mmff",
+    args = [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "4", "--methods", "mmff",
             "--oracle", "mmff", "--tasks", "energy-ratio", "--out", str(tmp_path / "run"),
             "--store", str(tmp_path / "store.sqlite")]
     result = CliRunner().invoke(app, args)
@@ -145,7 +149,7 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     (tmp_path / "tiny.yml").write_text(yaml.safe_dump(card))
     deterministic = {**card, "key": "tiny-det", "relaxation": {"n_steps": [5], "noise_scale": 0.0}}
     (tmp_path / "det.yml").write_text(yaml.safe_dump(deterministic))
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
                                       "--methods", "mmff", "--denoiser", str(tmp_path / "tiny.yml"),
                                       "--denoiser", str(tmp_path / "det.yml"),
                                       "--n-steps", "2,12", "--out", str(tmp_path / "run")])
@@ -173,7 +177,7 @@ def test_run_with_a_denoiser_card_adds_one_row_per_start_step(tiny_dataset, tmp_
     assert entry["start_steps"] == [2, 12] and entry["start_steps_from"] == "--n-steps"
 
     # without --n-steps each card's own start steps are used
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
                                       "--methods", "mmff", "--denoiser", str(tmp_path / "tiny.yml"), "--seeds", "0",
                                       "--tasks", "energy-ratio", "--out", str(tmp_path / "own")])
     assert result.exit_code == 0, result.output
@@ -198,7 +202,7 @@ def test_a_checkpoint_series_gives_speedup_against_epoch(tiny_dataset, tmp_path)
                 "training": {"datasets": [{"name": "none", "split": "train"}], "epochs": epoch}}
         (tmp_path / f"e{epoch}.yml").write_text(yaml.safe_dump(card))
         cards += ["--denoiser", str(tmp_path / f"e{epoch}.yml")]
-    result = CliRunner().invoke(app, ["run", "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
                                       "--methods", "mmff", *cards, "--seeds", "0", "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     series = pd.read_csv(tmp_path / "r" / "checkpoints.csv")
@@ -219,7 +223,7 @@ def test_a_killed_run_resumes_to_the_same_tables(tiny_dataset, tmp_path):
     import pandas as pd
 
     def args(out, store):
-        return [sys.executable, "-m", "bench.cli", "run", "--dataset", str(tiny_dataset), "--split", "train",
+        return [sys.executable, "-m", "bench.cli", *RUN, "--no-shipped-denoiser", "--dataset", str(tiny_dataset), "--split", "train",
                 "-n", "6", "--methods", "mmff,uff", "--out", str(out), "--store", str(store), "--workers", "1"]
 
     store = tmp_path / "killed.sqlite"
@@ -271,6 +275,6 @@ def test_a_dataset_edited_after_its_build_is_refused(tiny_dataset, tmp_path):
     arrays = dict(np.load(shard))
     arrays["n_atoms"] = np.roll(arrays["n_atoms"], 1)
     np.savez(shard, **arrays)
-    result = CliRunner().invoke(app, ["run", "--dataset", str(edited), "--split", "train", "-n", "2",
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(edited), "--split", "train", "-n", "2",
                                       "--methods", "mmff", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "content" in str(result.exception).lower()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.data import load_dataset, read_manifest
-from bench.data.build import BuildSettings, split_of
+from bench.build import BuildSettings, split_of
 from bench.data.dataset import SHIPPED_ROOT
 from bench.errors import InputError
 from bench.oracles import get_oracle

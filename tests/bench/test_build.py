@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from bench.data import load_dataset, read_manifest
-from bench.data.build import BuildSettings, build_dataset, split_of
+from bench.build import BuildSettings, build_dataset, split_of
 from bench.oracles import get_oracle
 from bench.units import EV_TO_KCAL_MOL
 
@@ -174,7 +174,7 @@ def test_killing_the_driver_kills_its_workers(tmp_path):
 
     smiles = tmp_path / "in.smi"
     smiles.write_text("\n".join(["CCCCCCCCO"] * 40) + "\n")
-    code = ("from bench.data.build import build_dataset; "
+    code = ("from bench.build import build_dataset; "
             f"build_dataset('qm9-xtb', out_dir={str(tmp_path / 'd')!r}, smiles_path={str(smiles)!r}, workers=2, "
             "progress=False)")
     driver = subprocess.Popen([sys.executable, "-c", code])
@@ -207,7 +207,7 @@ def test_sigterm_stops_the_build_at_once_and_keeps_what_is_done(tmp_path):
 
     smiles = tmp_path / "in.smi"
     smiles.write_text("C\nO\n" + "\n".join(["CCCCCCCCCO"] * 30) + "\n")
-    code = ("from bench.data.build import build_dataset; "
+    code = ("from bench.build import build_dataset; "
             f"build_dataset('qm9-xtb', out_dir={str(tmp_path / 'd')!r}, smiles_path={str(smiles)!r}, workers=1, "
             "progress=False)")
     driver = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.DEVNULL)
