@@ -207,7 +207,7 @@ def gaussian_walk(x0: np.ndarray, std_ang: float, n_repeats: int, keep: Sequence
 
 BOLTZMANN = Task(
     "boltzmann", "MCMC with the oracle against the repeated diffusion step from the ground state (section 4.4)",
-    command="boltzmann", needs=frozenset({"denoiser"}),
+    command="boltzmann", needs=frozenset({"forces"}),
     tables={"mcmc": ("molecule", "temperature_k"), "mcmc_samples": ("molecule", "temperature_k", "sample")},
     metrics=("boltzmann_median_w1_kcal_mol", "boltzmann_fit_r2", "boltzmann_u_k", "boltzmann_std_ratio",
              "boltzmann_max_abs_shift_kcal_mol"),
