@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.dataset import SHIPPED_ROOT, FORMAT_VERSION, write_json_atomic, write_split
+from bench.errors import InputError
 from bench.parallel import WORKER_RETRIES, make_executor, run_jobs
 from bench.store import ResultStore, settings_hash
 
@@ -112,7 +113,7 @@ RECIPES: dict[str, Recipe] = {
 
 def resolve_recipe(name: str) -> Recipe:
     if name not in RECIPES:
-        raise ValueError(f"Unknown dataset {name!r}, choose from {sorted(RECIPES)}")
+        raise InputError(f"unknown dataset recipe {name!r}; choose from {sorted(RECIPES)}")
     return RECIPES[name]
 
 

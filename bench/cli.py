@@ -200,6 +200,13 @@ def train_cmd(
     from edm_core.model import EDMConfig
     from edm_core.train import Trainer, TrainSettings
 
+    try:  # edm_core's settings say what is wrong in a ValueError: a bad option here
+        settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
+                                 ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
+                                 seed=seed)
+        config = EDMConfig(nf=nf, n_layers=n_layers)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     train = load_dataset(dataset, "train")
     valid = load_dataset(dataset, "valid")
     n = len(train) if max_molecules is None else min(max_molecules, len(train))
@@ -212,10 +219,7 @@ def train_cmd(
         import torch
 
         torch.set_num_threads(threads)
-    settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
-                             ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
-                             seed=seed)
-    trainer = Trainer(EDMConfig(nf=nf, n_layers=n_layers), settings, pairs, valid_pairs, out, data)
+    trainer = Trainer(config, settings, pairs, valid_pairs, out, data)
 
     def on_epoch(record: dict) -> None:
         typer.echo(json.dumps(record))
@@ -499,11 +503,22 @@ def main() -> None:
 
     from bench.errors import EdmBenchError
 
+    usage_error = typer.BadParameter.__mro__[1]  # click's UsageError, as typer (which vendors click) has it
     try:
-        app()
+        code = app(standalone_mode=False)  # usage errors come here, not as click's multi-line box
+    except usage_error as exc:  # a bad option value, an unknown option, a missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # a bare group: its help
+            typer.echo(exc.ctx.get_help())
+            raise SystemExit(0) from None
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        raise SystemExit(2) from None
     except (EdmBenchError, CheckpointError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(2) from None
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        raise SystemExit(130) from None
+    raise SystemExit(code or 0)
 
 
 if __name__ == "__main__":  # python -m bench.cli

@@ -84,7 +84,8 @@ class QuickSuite:
 
     def __post_init__(self) -> None:
         if self.n_molecules < 1 or self.n_steps < 1 or self.workers < 1:
-            raise ValueError("n_molecules, n_steps and workers must be >= 1")
+            raise InputError(f"--n-molecules, the start step and --workers must be >= 1, got {self.n_molecules}, "
+                             f"{self.n_steps}, {self.workers}")
 
     def run_command(self, out: Path, denoiser_seed: int, store: Path) -> list[str]:
         """The ``edm-bench run`` command line of one science repeat."""
@@ -273,7 +274,9 @@ def measure_baseline(path: Path, repeats: int, part: str, work: Path, suite: Qui
     from bench.metrics import METRICS
 
     if part not in MULTIPLE:
-        raise ValueError(f"unknown baseline part {part!r}, choose from {sorted(MULTIPLE)}")
+        raise InputError(f"--part: unknown baseline part {part!r}; choose from {sorted(MULTIPLE)}")
+    if repeats < 2:  # a tolerance is a multiple of the spread of K repeats
+        raise InputError(f"--repeats must be >= 2 (the tolerance is a multiple of the repeats' spread), got {repeats}")
     card = None
     if part == "science":
         if not suite.card.is_file():

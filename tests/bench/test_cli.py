@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 import sys
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from bench.cli import app
 from tests.bench.test_runner import RUN
+from tests.reliability import MALFORMED, tally
 
 COMMANDS = [[], ["data"], ["data", "build"], ["data", "info"], ["data", "read"], ["run"], ["train"],
             ["leaderboard"], ["perf"], ["card"], ["card", "validate"], ["boltzmann"], ["phases"], ["generation"]]
@@ -58,3 +60,33 @@ def test_bad_run_values_end_in_one_line_and_exit_2(args, tmp_path):
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip() and "it/s" not in line]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+
+
+#: One bad value (or a missing argument) for every subcommand.
+BAD_INVOCATIONS = [
+    ["report", "/no/such/run"], ["train", "--out", "/tmp/edm-bench-never", "--epochs", "0"],
+    ["train", "--out", "/tmp/edm-bench-never", "--nf", "0"], ["leaderboard", "/no/such/run"],
+    ["check", "/no/such/run", "--baseline", "bench/baseline.yml"], ["perf", "--backends", "nosuch"],
+    ["perf", "--cases", "nosuch"], ["gpu-check", "--frobnicate"], ["boltzmann", "--n-molecules", "0"],
+    ["boltzmann", "--temperatures", "-5"], ["phases", "--denoiser", "no/such.yml"], ["generation"],
+    ["generation", "--denoiser", "no/such.yml", "--n-molecules", "abc"], ["gate", "--n-molecules", "0"],
+    ["baseline", "--part", "nosuch"], ["baseline", "--part", "perf", "--repeats", "0"],
+    ["data", "build", "nosuch"], ["data", "build", "qm9-xtb", "--limit", "0"], ["data", "info", "nosuch"],
+    ["data", "read", "/no/such.xyz"], ["card", "validate", "/no/such.yml"], ["card", "validate"],
+    ["tasks", "--frobnicate"], ["run", "-n", "abc"], ["run", "--frobnicate"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_INVOCATIONS, ids=[" ".join(a) for a in BAD_INVOCATIONS])
+def test_every_subcommand_refuses_a_bad_value_in_one_line_with_exit_2(args, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.stderr, result.stderr
+    tally(MALFORMED)
+
+
+def test_a_bare_group_prints_its_help_and_exits_0():
+    result = subprocess.run([sys.executable, "-m", "bench.cli", "data"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "build" in result.stdout and "info" in result.stdout
