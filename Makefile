@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.edm-bench-installed
 
-.PHONY: setup run test test-slow test-all test-mutants bench gpu-check gpu-check-dry datasets-readme clean
+.PHONY: setup system-deps run test test-slow test-all test-mutants bench gpu-check gpu-check-dry datasets-readme clean
 
 setup: $(STAMP)
 
@@ -24,12 +24,24 @@ run: setup
 	$(BIN)/edm-bench run
 	$(BIN)/edm-bench leaderboard runs/qm9-xtb-test-xtb --out runs/leaderboard
 
-test: setup
+test: setup system-deps
 	$(BIN)/python -m pytest -q
 
 # Heavy tests: DFT (pyscf) and slow builds; CI runs them too.
-test-slow: setup
+test-slow: setup system-deps
 	$(BIN)/python -m pytest -q -m "slow or dft"
+
+# Debian packages some tests use: Chromium (the report and leaderboard pages in a
+# browser) and Psi4 (the pyscf-vs-psi4 DFT cross-check). Installed when this runs as
+# root with apt-get; elsewhere those tests skip, saying why.
+system-deps:
+	@missing=""; command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v psi4 >/dev/null || missing="$$missing psi4"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "not installed:$$missing (needs root and apt-get); their tests will skip"; fi
 
 test-all: test test-slow
 

@@ -27,6 +27,7 @@ from bench import metrics, registry
 from bench.artifacts import check_complete, read_json, read_run_tables
 from bench.columns import Col
 from bench.errors import InputError
+from bench.reports.report import SORTABLE_SCRIPT
 
 #: Columns a relaxation benchmark's table shows, in order (the CSV has every metric).
 SHOWN = ["rank", "method", "tied_with_next", "median_speedup", "median_speedup_ci", "energy_ratio",
@@ -165,7 +166,7 @@ def write_leaderboard(boards: Sequence[Board], out_dir: Path) -> None:
         md += [f"## {board.task}: {board.label}", "", f"*{board.caption}*", "",
                table.to_markdown(index=False, floatfmt=".3g"), ""]
         body = table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.3g}", border=0,
-                             table_id=f"lb{k}", classes="lb")
+                             table_id=f"lb{k}", classes="lb sortable")
         sections.append(f"<h2>{html.escape(board.task)}: {html.escape(board.label)}</h2>"
                         f"<p class='cap'>{html.escape(board.caption)}</p>{body}")
     (out_dir / "leaderboard.md").write_text("\n".join(md))
@@ -175,12 +176,4 @@ def write_leaderboard(boards: Sequence[Board], out_dir: Path) -> None:
 .lb th{{cursor:pointer;background:#f4f4f4}}.cap{{color:#555;font-size:13px}}</style></head><body>
 <h1>edm-bench leaderboard</h1><p>Click a column header to sort. Per-row reports and every metric:
 <a href="leaderboard.csv">leaderboard.csv</a>.</p>{"".join(sections)}
-<script>
-document.querySelectorAll('table.lb').forEach(table => table.querySelectorAll('th').forEach((th, col) =>
-  th.addEventListener('click', () => {{
-    const body = table.querySelector('tbody'); const rows = Array.from(body.rows);
-    const dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
-    const key = r => {{ const t = r.cells[col].innerText; const v = parseFloat(t); return isNaN(v) ? t : v; }};
-    rows.sort((a, b) => (key(a) > key(b) ? 1 : key(a) < key(b) ? -1 : 0) * dir).forEach(r => body.appendChild(r));
-  }})));
-</script></body></html>""")
+{SORTABLE_SCRIPT}</body></html>""")

@@ -23,6 +23,22 @@ STUDY = ("The study (QM9, DFT): MMFF about 10 kcal/mol above the ground state, E
          "speedup 7 %.")
 
 
+#: Click a header of a ``table.sortable`` to sort by it (numbers as numbers, blanks last); shared
+#: by the report and the leaderboard pages.
+SORTABLE_SCRIPT = """<script>
+document.querySelectorAll('table.sortable').forEach(table => table.querySelectorAll('th').forEach((th, col) =>
+  th.addEventListener('click', () => {
+    const body = table.tBodies[0]; const rows = Array.from(body.rows);
+    const dir = th.dataset.dir === 'asc' ? -1 : 1; th.dataset.dir = dir === 1 ? 'asc' : 'desc';
+    const key = r => { const t = r.cells[col].innerText.trim(); const v = parseFloat(t);
+                       return t === '' ? null : isNaN(v) ? t : v; };
+    const order = (a, b) => a === null ? (b === null ? 0 : 1) : b === null ? -1 :
+      typeof a === typeof b ? (a > b ? dir : a < b ? -dir : 0) : (typeof a === 'number' ? -1 : 1);
+    rows.sort((a, b) => order(key(a), key(b))).forEach(r => body.appendChild(r));
+  })));
+</script>"""
+
+
 def summary_frame(summary: dict[str, Any], columns: Sequence[str] = _HEADLINE) -> pd.DataFrame:
     rows = [{"method": m, **{k: v.get(k) for k in columns}} for m, v in summary["methods"].items()]
     return pd.DataFrame(rows, columns=["method", *columns])
@@ -59,7 +75,7 @@ def write_pages(out_dir: Path, title: str, intro: str, sections: Sequence[tuple[
     (out_dir / "report.md").write_text("\n".join(md))
 
     def table(df: pd.DataFrame) -> str:
-        return df.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0, classes="t")
+        return df.to_html(index=False, float_format=lambda v: f"{v:.3g}", border=0, classes="t sortable")
 
     imgs = "".join(
         f'<figure><img alt="{name}" src="data:image/png;base64,'
@@ -70,8 +86,10 @@ def write_pages(out_dir: Path, title: str, intro: str, sections: Sequence[tuple[
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
 table.t{{border-collapse:collapse;font-size:13px}}table.t td,table.t th{{padding:3px 8px;border-bottom:1px solid #ddd;
-text-align:right}}img{{max-width:100%}}figure{{margin:1em 0}}</style></head><body>
+text-align:right}}table.t th{{cursor:pointer;background:#f4f4f4}}img{{max-width:100%}}figure{{margin:1em 0}}
+</style></head><body>
 <h1>{html.escape(title)}</h1><p>{html.escape(intro)}</p>
 {"".join(f"<h2>{html.escape(heading)}</h2>{table(df)}" for heading, df in sections)}
-<h2>Figures</h2>{imgs}<p>{html.escape(footer)}</p></body></html>"""
+<h2>Figures</h2>{imgs}<p>{html.escape(footer)}</p>
+{SORTABLE_SCRIPT}</body></html>"""
     (out_dir / "report.html").write_text(page)
