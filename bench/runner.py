@@ -145,6 +145,8 @@ def denoiser_plan(denoiser: Any, settings: RunSettings) -> dict[str, Any]:
 
 
 def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: float) -> dict[str, Any]:
+    from edm_core.backends import describe as describe_backend
+
     denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
     plans = {key: denoiser_plan(d, settings) for key, d in denoisers.items()}
     dataset_manifest = read_manifest(settings.dataset)
@@ -165,7 +167,8 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
     manifest = make_manifest({
         "run": run_settings,
         "benchmark": {**benchmark, "label": benchmark_label(benchmark)},
-        "denoisers": {key: {"card_path": path, "card": d.card, "backend": d.backend, **plans[key]}
+        "denoisers": {key: {"card_path": path, "card": d.card, "backend": d.backend,
+                            "backend_details": describe_backend(d.backend), **plans[key]}
                       for (key, d), path in zip(denoisers.items(), settings.denoisers)},
         "dataset": {"name": settings.dataset, "split": settings.split, "content_sha256": content, "ids": ids},
         "oracle": described,

@@ -1,6 +1,6 @@
 """The model side of edm-bench: the EDM denoiser (EGNN + E(3) equivariant diffusion).
 
-Written from EDM_SPEC.md (Hoogeboom et al., ICML 2022); loads the original
+Written from the EDM paper and its checkpoint format (Hoogeboom et al., ICML 2022); loads the original
 checkpoints with no key left over or missing and gives the same numbers.
 
 Public names: :func:`load_checkpoint`, :func:`save_checkpoint`, :class:`EDMDenoiser`

@@ -1,7 +1,7 @@
 """Checkpoint I/O: the original EDM format and the project's own, never executing
 code from a file.
 
-Original (EDM_SPEC.md section 1): a folder with ``args.pickle`` (a pickled
+Original (the EDM code's ``outputs/<exp>`` folders): a folder with ``args.pickle`` (a pickled
 ``argparse.Namespace``) and ``generative_model_ema.npy`` (despite the name a
 ``torch.save`` zip of the EMA state dict; ``generative_model.npy`` holds the raw
 weights). ``args.pickle`` is read with an unpickler that only builds

@@ -1,7 +1,7 @@
-"""Facts about EDM's two datasets that a model needs at run time (EDM_SPEC.md,
-``edm_dataset_info.json``): atom types in column order, the largest molecule,
-and the node-count histogram that de novo generation samples sizes from.
-A test checks these against the spec's JSON."""
+"""Facts about EDM's two datasets that a model needs at run time (the EDM code's
+``configs/datasets_config.py``): atom types in column order, the largest molecule,
+and the node-count histogram that de novo generation samples sizes from. A test
+checks these against the published dataset info, where it is at hand."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """E(3) equivariant diffusion (EDM): normalisation, the reverse step, sampling,
 relaxation from a given structure, repeated single steps, and the l2 loss.
 
-Notation of Hoogeboom et al. (2022) and EDM_SPEC.md: ``z = [x, h_cat, h_int]``
+Notation of Hoogeboom et al. (2022) and their code: ``z = [x, h_cat, h_int]``
 normalised by ``[1, 4, 10]``; ``gamma`` from :mod:`edm_core.schedule`;
 ``alpha^2 = sigmoid(-gamma)``, ``sigma^2 = sigmoid(gamma)``. Positions live in
 the zero-centre-of-mass subspace: position noise is centred per molecule.

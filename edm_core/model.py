@@ -295,7 +295,7 @@ class EDMDenoiser(nn.Module):
               names: Sequence[str] | None = None) -> RelaxOutput:
         """Reverse diffusion from step ``n_steps`` down to 0, starting at given structures.
 
-        The study's procedure (PROTOCOLS.md, section 4.2) is the default,
+        The study's procedure (its section 4.2) is the default,
         ``add_noise=False``: the clean structure is taken as z_n, with no noise
         added first. ``add_noise=True`` first noises it to step n
         (z_n = alpha_n z + sigma_n eps). Atom types stay those of the input; the

@@ -1,6 +1,6 @@
 """Training EDM on ground-state geometries, with the original's defaults.
 
-Defaults (EDM_SPEC.md section 7): l2 loss, t uniform over {0..T}, AdamW (lr 1e-4,
+Defaults (the EDM code's QM9 training): l2 loss, t uniform over {0..T}, AdamW (lr 1e-4,
 amsgrad, weight decay 1e-12), EMA of the weights with beta 0.9999 after every
 step, gradient clipping at 1.5 x mean + 2 x std of the last 50 recorded gradient
 norms (the queue starts with 3000; a clipped step records the clip value).

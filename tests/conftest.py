@@ -54,7 +54,7 @@ def ethanol() -> Atoms:
 
 @pytest.fixture
 def water() -> Atoms:
-    """Water at the geometry of PROTOCOLS.md's B3LYP/6-31G(2df,p) reference."""
+    """Water at the geometry of the study's B3LYP/6-31G(2df,p) reference."""
     return Atoms("OH2", positions=[(0, 0, 0.117790), (0, 0.755453, -0.471161), (0, -0.755453, -0.471161)])
 
 

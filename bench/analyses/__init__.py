@@ -1,4 +1,4 @@
-"""The analysis tasks of issue 6, each writing a run folder like ``edm-bench run``:
+"""The analysis tasks, each writing a run folder like ``edm-bench run``:
 
 * :func:`run_boltzmann` - MCMC with the oracle vs the repeated diffusion step (section 4.4)
 * :func:`run_phases`    - phase metrics along de novo generation (section 4.1)

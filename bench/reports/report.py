@@ -17,7 +17,7 @@ _HEADLINE = ["mean_energy_above_ground_kcal_mol", "energy_ratio", "within_1_kcal
              "alignment_gap", "alignment_gap_fixed_gs", "denoiser_ms_per_molecule", "net_saving_s_per_molecule",
              "n_failed", "n_unconverged", "n_excluded"]
 
-#: The study's reference numbers, shown beside ours (PROTOCOLS.md).
+#: The study's reference numbers, shown beside ours (the paper's sections 4.2 and 5.2).
 STUDY = ("The study (QM9, DFT): MMFF about 10 kcal/mol above the ground state, EDM about 1 (energy ratio about 10); "
          "median BFGS speedup 40 % (n = 20) and 57 % (n = 50). DRUGS (GFN2-xTB): 14.3 vs 8.3 kcal/mol, median "
          "speedup 7 %.")

@@ -172,7 +172,7 @@ def frame_energies_doc(oracle_class: type, oracle_settings: dict, atoms: Atoms, 
 
 def reverse_step_std(gamma_s: float, gamma_t: float) -> float:
     """Standard deviation of the noise that EDM's reverse step t -> s adds (in the
-    units of the position block), from the two gammas (EDM_SPEC.md section 5):
+    units of the position block), from the two gammas (EDM's reverse step):
     sqrt(sigma2_{t|s}) sigma_s / sigma_t."""
     softplus = np.logaddexp(0.0, [gamma_s, gamma_t])
     sigma2_ts = -np.expm1(softplus[0] - softplus[1])

@@ -1,4 +1,4 @@
-"""EDM's bond-length thresholds (pm) and allowed valences (EDM_SPEC.md section 8,
+"""EDM's bond-length thresholds (pm) and allowed valences (the EDM code's ``bond_analyze`` tables,
 ``edm_bond_tables.json``), used for bond perception, stability and the phases
 analysis. A test checks these against the spec's JSON."""
 

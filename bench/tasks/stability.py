@@ -1,4 +1,4 @@
-"""EDM's bond perception and stability metrics (EDM_SPEC.md section 8).
+"""EDM's bond perception and stability metrics (the EDM code's ``bond_analyze`` and ``check_stability``).
 
 Bond order from the distance d (pm) with the tables of :mod:`bench.tasks.bond_tables`:
 1 if ``d < single + 10``; 2 if also a double entry exists and ``d < double + 5``;

@@ -1,4 +1,4 @@
-"""Killed and concurrent runs (issue 8): `edm-bench run` SIGKILLed at random points
+"""Killed and concurrent runs: `edm-bench run` SIGKILLed at random points
 several times resumes to the tables of an uninterrupted run, and two runs writing
 one store at once lose no result. Slow (several runs as subprocesses): CI runs them
 with `make test-slow`, with a small count."""

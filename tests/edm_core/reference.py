@@ -1,4 +1,4 @@
-"""An independent float64 implementation of EDM_SPEC.md section 2 (one molecule,
+"""An independent float64 implementation of EDM's EGNN dynamics (one molecule,
 no padding, explicit loops over atom pairs), used to check edm_core's network.
 
 It reads the weights by their original state-dict names and shares no code with

@@ -51,7 +51,7 @@ def test_repeat_step_either_runs_or_refuses_clearly(mol, n):
 
 
 def test_edge_molecules_are_refused_by_name_or_relaxed_to_finite_positions():
-    """The named cases of issue 8: a refusal names the molecule and says why; one
+    """The named hostile cases: a refusal names the molecule and says why; one
     refused molecule refuses the batch call (callers check molecules first, as the runner does)."""
     methane = np.array([[0, 0, 0], [0.63, 0.63, 0.63], [-0.63, -0.63, 0.63], [-0.63, 0.63, -0.63],
                         [0.63, -0.63, -0.63]])

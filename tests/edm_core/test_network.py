@@ -19,7 +19,7 @@ QM9_TYPES = [1, 6, 7, 8, 9]
 
 
 def spec_state_dict(n_types: int, charges: bool, nf: int, n_layers: int, rng: np.random.Generator) -> dict:
-    """A random state dict with exactly the keys and shapes of EDM_SPEC.md section 1."""
+    """A random state dict with exactly the keys and shapes of an original EDM checkpoint."""
     f = n_types + int(charges) + 1
 
     def lin(name: str, out: int, inp: int, bias: bool = True, scale: float = 0.3) -> dict:

@@ -1,4 +1,4 @@
-"""Malformed files, generated (issue 8): every one is read back exactly, or refused
+"""Malformed files, generated: every one is read back exactly, or refused
 with an :class:`InputError` that names the file, the record and the reason;
 with ``on_error="skip"`` the good records of the same read survive.
 

@@ -1,4 +1,4 @@
-"""A test oracle that fails on request: the faults of issue 8, injected one molecule at a time.
+"""A test oracle that fails on request: the reliability faults, injected one molecule at a time.
 
 It lives in an importable module (not in a test file) because worker processes
 and Dask workers rebuild the oracle from its class, by reference.

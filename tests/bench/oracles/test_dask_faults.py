@@ -1,4 +1,4 @@
-"""A Dask worker lost for real (issue 8): the worker process is SIGKILLed in the
+"""A Dask worker lost for real: the worker process is SIGKILLed in the
 middle of a relaxation. Dask's scheduler reschedules its work on another worker
 (``distributed.scheduler.allowed-failures``); work that keeps killing workers ends
 as ``KilledWorker``, which the oracle records as a failure, not a number, and

@@ -1,4 +1,4 @@
-"""Failing oracles (issue 8): injected faults are recorded as failures, never as
+"""Failing oracles: injected faults are recorded as failures, never as
 numbers, lost workers are retried a bounded number of times, and the rest of
 the batch completes. Charge and multiplicity reach the calculators, or the
 molecule is refused with its name and the reason."""

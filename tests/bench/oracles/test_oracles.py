@@ -214,7 +214,7 @@ def test_unknown_names_list_the_choices():
 
 @pytest.mark.dft
 def test_dft_water_matches_the_psi4_pyscf_reference(water):
-    """B3LYP/6-31G(2df,p) water: -76.4211614 Ha (PROTOCOLS.md: Psi4 and pyscf agree to 3e-8)."""
+    """B3LYP/6-31G(2df,p) water: -76.4211614 Ha (the study's reference: Psi4 and pyscf agree to 3e-8)."""
     from bench.units import HARTREE_TO_EV
 
     sp = get_oracle("dft").single_point(water)
