@@ -36,7 +36,7 @@ import numpy as np
 
 from bench.data.dataset import SHIPPED_ROOT, FORMAT_VERSION, write_json_atomic, write_split
 from bench.errors import InputError
-from bench.parallel import WORKER_RETRIES, make_executor, run_jobs
+from bench.parallel import make_executor, run_jobs
 from bench.store import ResultStore, settings_hash
 
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"

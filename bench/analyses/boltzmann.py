@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.analyses.common import ANALYSIS_UNITS, array_hash, cached_jobs, job_key, load_denoisers
+from bench.analyses.common import ANALYSIS_UNITS, array_hash, cached_jobs, job_key
+from bench.cards import load_denoisers
 from bench.columns import Col
 from bench.data.dataset import load_dataset, read_manifest
 from bench.errors import InputError

@@ -9,14 +9,11 @@ import hashlib
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
-from bench.cards import load_denoisers
 from bench.errors import EdmBenchError
 from bench.parallel import run_jobs
 from bench.progress import show_progress

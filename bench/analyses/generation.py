@@ -17,7 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from bench.analyses.common import ANALYSIS_UNITS, card_t_max, load_denoisers, low_noise_warnings
+from bench.analyses.common import ANALYSIS_UNITS, card_t_max, low_noise_warnings
+from bench.cards import load_denoisers
 from bench.data.dataset import load_dataset
 from bench.errors import InputError
 from bench.runner import write_run_folder
