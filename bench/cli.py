@@ -126,6 +126,9 @@ def run_cmd(
     progress: Annotated[Optional[bool], typer.Option(
         "--progress/--no-progress", help="Progress bars (default: on a terminal only).")] = None,
     trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole summary as JSON (every metric and "
+                                                         "interval) instead of the table that fits the terminal.")
+                       ] = False,
 ) -> None:
     """Run the relaxation tasks on a dataset split and write tables, summary and report."""
     import os
@@ -148,6 +151,9 @@ def run_cmd(
                            denoiser_seeds=_ints(seeds, "--seeds") or (), trust_code=trust_code)
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+        return
     print_summary(summary)
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 

@@ -278,3 +278,24 @@ def test_a_dataset_edited_after_its_build_is_refused(tiny_dataset, tmp_path):
     result = CliRunner().invoke(app, [*RUN, "--dataset", str(edited), "--split", "train", "-n", "2",
                                       "--methods", "mmff", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and "content" in str(result.exception).lower()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_summary_fits_the_terminal_without_cutting_a_number(width, capsys):
+    """Cells are never cut to "4.…": columns are left out (and named in the caption)
+    until the rest fit; long method names fold onto further lines, whole."""
+    from bench.runner import SUMMARY_COLUMNS, print_summary
+
+    names = ["mmff", "ceiling", "edm-qm9xtb-nf64-t05-e120-deterministic/n=50", "edm-qm9xtb-nf64-t05-e120/n=20"]
+    summary = {"label": "qm9-xtb/test/xtb[tblite 0.4.0, settings 1a2b3c4d]/fmax=0.03/subset 0123456789ab "
+                        "(100 molecules)", "wall_s": 812.4,
+               "methods": {m: {key: 1234.5678 + k for k, key in enumerate(SUMMARY_COLUMNS.values())} for m in names}}
+    print_summary(summary, width=width)
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= width
+    assert "…" not in out and "1.23e+03" in out
+    folded = "".join(line.split()[0] if line.split() else "" for line in out.splitlines())
+    for name in names:
+        assert name.replace(" ", "") in folded or name in out, name
+    if width == 80:
+        assert "more columns in metrics.csv" in out

@@ -11,7 +11,7 @@ from ase import Atoms
 from ase.calculators.fd import calculate_numerical_forces
 from ase.optimize import BFGS
 
-from bench.errors import InputError, OracleFailure, UnsupportedMoleculeError
+from bench.errors import InputError, UnsupportedMoleculeError
 from bench.oracles import ORACLES, get_oracle
 from bench.oracles.base import Oracle
 from bench.store import ResultStore
