@@ -176,11 +176,19 @@ def resolve_card_path(card_path: Path, relative: str, allow_outside: bool = Fals
 
 
 def model_files(path: Path) -> list[Path]:
-    """The files a card's sha256 covers: the model file itself, or every file of a
-    checkpoint folder except the cards in it (weights and config alike: an edited
-    ``config.json`` changes the numbers as much as edited weights)."""
+    """The files a card's sha256 covers: the model file with the external data an
+    ONNX file names, or every file of a checkpoint folder except the cards in it
+    (weights and config alike: an edited ``config.json`` changes the numbers as much
+    as edited weights)."""
     if path.is_file():
-        return [path]
+        if path.suffix.lower() != ".onnx":
+            return [path]
+        from edm_core.onnx_backend import OnnxSignatureError, external_data_files
+
+        try:
+            return [path, *external_data_files(path)]
+        except OnnxSignatureError as exc:
+            raise InputError(str(exc)) from exc
     files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix not in (".yml", ".yaml"))
     if not files:
         raise InputError(f"{path}: no model files in the checkpoint folder")
@@ -188,11 +196,13 @@ def model_files(path: Path) -> list[Path]:
 
 
 def model_sha256(path: Path) -> str:
-    """sha256 of a model: of the file, or of a folder's (relative name, file sha256) list."""
+    """sha256 of a model: of the file alone, or of the (relative name, file sha256)
+    list of a folder or of an ONNX file with its external data."""
     files = model_files(path)
-    if path.is_file():
+    if files == [path]:
         return sha256_file(path)
-    listing = "".join(f"{f.relative_to(path).as_posix()}\t{sha256_file(f)}\n" for f in files)
+    root = (path.parent if path.is_file() else path).resolve()
+    listing = "".join(f"{f.resolve().relative_to(root).as_posix()}\t{sha256_file(f)}\n" for f in files)
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
@@ -254,7 +264,14 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
                 denoiser = load_checkpoint(target)
             except CheckpointError as exc:
                 raise InputError(f"{card_path}: {exc}") from exc
-            denoiser.use_backend(backend)
+            try:
+                denoiser.use_backend(backend)
+            except ValueError as exc:  # unknown, not built here, or no device for it
+                raise InputError(f"--backend {backend}: {exc}") from exc
+    outside_backends = {"onnx": ("auto", "onnx"), "entry-point": ("auto",)}
+    if backend not in outside_backends.get(kind, (backend,)):
+        raise InputError(f"{card_path}: --backend {backend} chooses how an EDM checkpoint's network runs; this "
+                         f"card's network is {denoiser.backend} (use --backend auto)")
     d = card["diffusion"]
     c = denoiser.config
     if (d["timesteps"], d["schedule"]) != (c.diffusion_steps, c.diffusion_noise_schedule):
@@ -264,12 +281,13 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
     return denoiser
 
 
-def load_denoisers(paths: Sequence[str | Path], trust_code: bool = False) -> dict[str, Any]:
+def load_denoisers(paths: Sequence[str | Path], trust_code: bool = False, backend: str = "auto") -> dict[str, Any]:
     """The denoisers of the cards, keyed by card key (a checkpoint series keeps its
-    order); two cards with one key are refused, as their rows would merge."""
+    order), each on ``backend``; two cards with one key are refused, as their rows
+    would merge."""
     denoisers: dict[str, Any] = {}
     for path in paths:
-        denoiser = load_denoiser(path, trust_code=trust_code)
+        denoiser = load_denoiser(path, trust_code=trust_code, backend=backend)
         key = denoiser.card["key"]
         if key in denoisers:
             raise InputError(f"{path}: card key {key!r} is used by another card of this run")

@@ -126,6 +126,7 @@ def run_cmd(
     progress: Annotated[Optional[bool], typer.Option(
         "--progress/--no-progress", help="Progress bars (default: on a terminal only).")] = None,
     trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
+    backend: BackendOption = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole summary as JSON (every metric and "
                                                          "interval) instead of the table that fits the terminal.")
                        ] = False,
@@ -148,7 +149,7 @@ def run_cmd(
                            denoisers=tuple(str(p) for p in cards),
                            n_steps=_ints(n_steps, "--n-steps"),
                            workers=workers or os.cpu_count() or 1, dask=dask,
-                           denoiser_seeds=_ints(seeds, "--seeds") or (), trust_code=trust_code)
+                           denoiser_seeds=_ints(seeds, "--seeds") or (), trust_code=trust_code, backend=backend)
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
     summary = run(settings, out, store_path=store or Path("runs") / "store.sqlite")
     if as_json:
@@ -341,6 +342,10 @@ def _ints(text: Optional[str], option: str = "") -> Optional[tuple[int, ...]]:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from exc
 
 
+#: ``--backend`` of every command that runs denoisers.
+BackendOption = Annotated[str, typer.Option(help="How EDM checkpoints' networks run: auto (the fastest here), torch, "
+                                                 "cpp, triton or onnx; recorded in the manifest.")]
+
 _THREADS_HELP = "CPU threads for the denoiser (default: torch's choice; 1 on a machine shared with other jobs)."
 
 
@@ -383,6 +388,7 @@ def boltzmann_cmd(
     dask: Annotated[Optional[str], typer.Option(help="'local' for a Dask LocalCluster, or a scheduler address.")] = None,
     threads: Annotated[Optional[int], typer.Option(help=_THREADS_HELP)] = None,
     trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
+    backend: BackendOption = "auto",
 ) -> None:
     """Boltzmann sampling: oracle MCMC vs the repeated diffusion step, the map T = u n^2, and the control."""
     import dataclasses
@@ -393,7 +399,7 @@ def boltzmann_cmd(
     _set_threads(threads)
     settings = dataclasses.replace(
         PROFILES["quick" if quick else "study"], workers=workers or os.cpu_count() or 1, dask=dask,
-        denoisers=tuple(str(p) for p in denoiser or ()), trust_code=trust_code,
+        denoisers=tuple(str(p) for p in denoiser or ()), trust_code=trust_code, backend=backend,
         **_given(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, max_atoms=max_atoms, oracle=oracle,
                  temperatures_k=_floats(temperatures), mcmc_steps=mcmc_steps, mcmc_burn_in=mcmc_burn_in,
                  step_ang=step, n_values=_ints(n_values), repeats=repeats, repeat_burn_in=repeat_burn_in))
@@ -403,12 +409,12 @@ def boltzmann_cmd(
 
 
 def _generation_settings(task: str, quick: bool, denoiser: Optional[list[Path]], n_molecules: Optional[int],
-                         seed: int, dataset: str, trust_code: bool):
+                         seed: int, dataset: str, trust_code: bool, backend: str):
     from bench.analyses import QUICK_MOLECULES, GenerationSettings
 
     n = n_molecules or (QUICK_MOLECULES[task] if quick else 100)
     return GenerationSettings(n_molecules=n, seed=seed, dataset=dataset, denoisers=tuple(str(p) for p in denoiser or ()),
-                              trust_code=trust_code)
+                              trust_code=trust_code, backend=backend)
 
 
 _DENOISERS_HELP = "Denoiser card (repeatable: a checkpoint series); needs a model trained on all noise levels."
@@ -423,12 +429,14 @@ def phases_cmd(
     seed: Annotated[int, typer.Option(help="Seed of sizes and noise.")] = 0,
     threads: Annotated[Optional[int], typer.Option(help=_THREADS_HELP)] = None,
     trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
+    backend: BackendOption = "auto",
 ) -> None:
     """Phases of generation: per reverse step, step size, bond-length error and what is final (figure 2)."""
     from bench.analyses import run_phases
 
     _set_threads(threads)
-    summary = run_phases(_generation_settings("phases", quick, denoiser, n_molecules, seed, "qm9-xtb", trust_code), out)
+    summary = run_phases(_generation_settings("phases", quick, denoiser, n_molecules, seed, "qm9-xtb", trust_code,
+                                              backend), out)
     typer.echo(json.dumps(summary["methods"], indent=1))
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 
@@ -443,13 +451,14 @@ def generation_cmd(
     dataset: Annotated[str, typer.Option(help="Set whose train split defines novelty.")] = "qm9-xtb",
     threads: Annotated[Optional[int], typer.Option(help=_THREADS_HELP)] = None,
     trust_code: Annotated[bool, typer.Option(help=_TRUST_HELP)] = False,
+    backend: BackendOption = "auto",
 ) -> None:
     """Generation quality: atom and molecule stability, RDKit validity, uniqueness, novelty."""
     from bench.analyses import run_generation
 
     _set_threads(threads)
     summary = run_generation(_generation_settings("generation", quick, denoiser, n_molecules, seed, dataset,
-                                                  trust_code), out)
+                                                  trust_code, backend), out)
     typer.echo(json.dumps(summary["methods"], indent=1))
     typer.echo(f"wrote {out}/ (summary.json, report.md, tables, manifest.json)")
 

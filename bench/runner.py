@@ -42,6 +42,16 @@ from bench.tasks.spec import RunContext
 
 
 
+#: What ``--backend`` takes (edm_core.backends; ``auto``: the fastest available here).
+BACKEND_NAMES = ("auto", "torch", "cpp", "triton", "onnx")
+
+
+def check_backend(name: str) -> None:
+    """Refuse a ``--backend`` value that is not one of :data:`BACKEND_NAMES`."""
+    if name not in BACKEND_NAMES:
+        raise InputError(f"--backend: unknown backend {name!r}; choose from {list(BACKEND_NAMES)}")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What a run computes; recorded whole in its manifest."""
@@ -68,6 +78,8 @@ class RunSettings:
     dask: str | None = None
     #: Allow entry-point cards, which import and run Python code.
     trust_code: bool = False
+    #: How EDM checkpoints' networks run: auto, torch, cpp, triton or onnx.
+    backend: str = "auto"
     bootstrap: metrics.Bootstrap = field(default_factory=metrics.Bootstrap)
 
     def __post_init__(self) -> None:
@@ -86,6 +98,7 @@ class RunSettings:
             raise InputError(f"--fmax must be a finite number > 0 (eV/A), got {self.fmax_ev_ang}")
         if self.workers < 1:
             raise InputError(f"--workers must be >= 1, got {self.workers}")
+        check_backend(self.backend)
         if self.denoisers and not self.denoiser_seeds:
             raise InputError("--seeds is empty: a denoiser needs at least one seed")
 
@@ -147,7 +160,7 @@ def denoiser_plan(denoiser: Any, settings: RunSettings) -> dict[str, Any]:
 def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: float) -> dict[str, Any]:
     from edm_core.backends import describe as describe_backend
 
-    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
     plans = {key: denoiser_plan(d, settings) for key, d in denoisers.items()}
     dataset_manifest = read_manifest(settings.dataset)
     # The dataset's ground states are minima of its own oracle; under another

@@ -33,7 +33,43 @@ OPSET = 17
 
 
 class OnnxSignatureError(ValueError):
-    """An ONNX file whose inputs or outputs are not the standard signature."""
+    """An ONNX file whose inputs or outputs are not the standard signature, or
+    that cannot be loaded (damaged, external data outside its folder)."""
+
+
+def external_data_files(path: str | Path) -> list[Path]:
+    """The files that an ONNX model's tensors stored as external data are read
+    from, resolved against the model's folder (the model is read without them).
+
+    Raises
+    ------
+    OnnxSignatureError
+        A file outside the model's folder (after links), or one that is not a
+        regular file: onnxruntime would read whatever the location names.
+    """
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises its own types for damaged files
+        raise OnnxSignatureError(f"{path}: not a loadable ONNX model ({exc})") from exc
+    tensors = list(model.graph.initializer) + [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    folder = path.resolve().parent
+    files = set()
+    for tensor in tensors:
+        if not uses_external_data(tensor):
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        target = (folder / location).resolve()
+        if folder not in target.parents:
+            raise OnnxSignatureError(f"{path}: tensor {tensor.name!r} is stored in {location!r}, outside the "
+                                     "model's folder")
+        if not target.is_file():
+            raise OnnxSignatureError(f"{path}: tensor {tensor.name!r} is stored in {location!r}, not a regular file")
+        files.add(target)
+    return sorted(files)
 
 
 class _Network(torch.nn.Module):
@@ -59,8 +95,8 @@ def export_onnx(denoiser: EDMDenoiser, path: str | Path | io.BytesIO) -> None:
     buffer = io.BytesIO()
     net = _Network(denoiser.model.dynamics).float().eval()
     with warnings.catch_warnings():
-        # the tracer warns about the NaN guard, a data-dependent branch it drops;
-        # OnnxNetwork applies the same guard after the run.
+        # the tracer warns about data-dependent values it records as constants
+        # (the molecule count of the centring); the dynamic axes keep them general
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net, (z, t, mask), buffer, dynamo=False, opset_version=OPSET,
@@ -112,14 +148,16 @@ class OnnxNetwork:
     def __init__(self, model: bytes | str | Path, n_columns: int | None = None, source: str = "model.onnx") -> None:
         import onnxruntime as ort
 
-        data = model if isinstance(model, bytes) else Path(model).read_bytes()
+        if not isinstance(model, bytes):  # a path: onnxruntime reads external data beside it, once checked
+            external_data_files(model)
+            model = str(model)
         # The CPU thread budget the user gave torch (--threads, OMP_NUM_THREADS):
         # onnxruntime would otherwise take every core, whatever the run asked for.
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         try:
-            self.session = ort.InferenceSession(data, sess_options=options, providers=providers())
+            self.session = ort.InferenceSession(model, sess_options=options, providers=providers())
         except Exception as exc:  # onnxruntime raises its own types for bad files
             raise OnnxSignatureError(f"{source}: not a loadable ONNX model ({exc})") from exc
         check_signature(self.session, n_columns, source)

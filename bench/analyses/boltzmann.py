@@ -28,7 +28,7 @@ from bench.data.dataset import load_dataset, read_manifest
 from bench.errors import InputError
 from bench.oracles import get_oracle
 from bench.parallel import make_executor
-from bench.runner import write_run_folder
+from bench.runner import check_backend, write_run_folder
 from bench.store import ResultStore, geometry_hash
 from bench.tasks.boltzmann import (
     frame_energies_doc,
@@ -79,10 +79,13 @@ class BoltzmannSettings:
     denoisers: tuple[str, ...] = ()
     #: Allow entry-point cards, which import and run Python code.
     trust_code: bool = False
+    #: How EDM checkpoints' networks run (``--backend``).
+    backend: str = "auto"
     workers: int = 1
     dask: str | None = None
 
     def __post_init__(self) -> None:
+        check_backend(self.backend)
         if self.n_molecules < 1:
             raise InputError(f"n_molecules must be >= 1, got {self.n_molecules}")
         if not self.temperatures_k or min(self.temperatures_k) <= 0:
@@ -115,7 +118,7 @@ def run_boltzmann(settings: BoltzmannSettings, out_dir: Path, store_path: Path |
     records = select_flexible(records, settings.n_molecules, settings.seed,
                               source=f"{settings.dataset}/{settings.split}"
                                      + (f" (<= {settings.max_atoms} atoms)" if settings.max_atoms else ""))
-    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
     store = ResultStore(store_path or out_dir / "store.sqlite")
     with contextlib.ExitStack() as stack:
         # Oracle work always runs in worker processes started with one OpenMP

@@ -21,7 +21,7 @@ from bench.analyses.common import ANALYSIS_UNITS, card_t_max, low_noise_warnings
 from bench.cards import load_denoisers
 from bench.data.dataset import load_dataset
 from bench.errors import InputError
-from bench.runner import write_run_folder
+from bench.runner import check_backend, write_run_folder
 from bench.tasks.phases import aggregate_phases, chain_frames, exploration_end, phase_metrics
 from bench.tasks.stability import canonical_smiles, generation_table, metrics_from_table
 
@@ -40,8 +40,11 @@ class GenerationSettings:
     denoisers: tuple[str, ...] = ()
     #: Allow entry-point cards, which import and run Python code.
     trust_code: bool = False
+    #: How EDM checkpoints' networks run (``--backend``).
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
+        check_backend(self.backend)
         if self.n_molecules < 1 or self.batch_size < 1:
             raise InputError(f"n_molecules and batch_size must be >= 1, got {self.n_molecules}, {self.batch_size}")
         if not self.denoisers:
@@ -67,7 +70,7 @@ def run_phases(settings: GenerationSettings, out_dir: Path) -> dict[str, Any]:
     """Generate molecules keeping every step, measure the phase metrics per step
     and molecule, average them, and write the run folder; return the summary."""
     t0 = time.perf_counter()
-    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
     messages = low_noise_warnings(denoisers, "phases")
     per_frame, summaries, ends, methods = [], [], [], {}
     for key, denoiser in denoisers.items():
@@ -102,7 +105,7 @@ def run_generation(settings: GenerationSettings, out_dir: Path) -> dict[str, Any
     """Generate molecules and compute EDM's quality metrics (novelty against the
     training split of ``settings.dataset``); write the run folder; return the summary."""
     t0 = time.perf_counter()
-    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code)
+    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
     messages = low_noise_warnings(denoisers, "generation")
     training = canonical_smiles(r.smiles for r in load_dataset(settings.dataset, "train"))
     samples, rows, methods = [], [], {}

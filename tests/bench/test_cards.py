@@ -285,3 +285,40 @@ def test_a_damaged_card_is_an_input_error_or_a_valid_card_never_a_crash(tmp_path
     else:
         validate_card(result, "again")
     tally(MALFORMED)
+
+
+def test_an_onnx_model_with_external_data_loads_hashed_and_confined(tmp_path, tiny):
+    """Weights stored beside the ONNX file load (onnxruntime is given the path),
+    the card's sha256 covers them, and a location outside the folder is refused."""
+    import onnx
+
+    from bench.cards import model_files
+
+    folder = tmp_path / "ext"
+    folder.mkdir()
+    model = onnx.load(str(tmp_path / "tiny.onnx"))
+    onnx.save_model(model, str(folder / "net.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="weights.bin", size_threshold=0)
+    assert (folder / "weights.bin").stat().st_size > 10_000  # the weights left the ONNX file
+    doc = card("onnx", path="net.onnx")
+    doc["model"]["sha256"] = model_sha256((folder / "net.onnx").resolve())
+    path = write(folder / "card.yml", doc)
+    np.testing.assert_allclose(relaxed(load_denoiser(path)), relaxed(tiny), atol=1e-4)
+    assert [f.name for f in model_files((folder / "net.onnx").resolve())] == ["net.onnx", "weights.bin"]
+    data = bytearray((folder / "weights.bin").read_bytes())
+    data[-1] ^= 0xFF
+    (folder / "weights.bin").write_bytes(bytes(data))
+    with pytest.raises(InputError, match="does not match the card"):
+        load_denoiser(path)
+    # a tensor whose location leaves the folder
+    for tensor in model.graph.initializer[:1]:
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", "../secret.bin"
+        tensor.ClearField("raw_data")
+    (tmp_path / "secret.bin").write_bytes(b"\0" * 4096)
+    onnx.save_model(model, str(folder / "escape.onnx"))
+    with pytest.raises(InputError, match="'../secret.bin', outside the model's folder"):
+        load_denoiser(write(folder / "escape.yml", card("onnx", path="escape.onnx")))
+    tally(MALFORMED)

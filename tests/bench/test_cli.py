@@ -73,7 +73,8 @@ BAD_INVOCATIONS = [
     ["baseline", "--part", "nosuch"], ["baseline", "--part", "perf", "--repeats", "0"],
     ["data", "build", "nosuch"], ["data", "build", "qm9-xtb", "--limit", "0"], ["data", "info", "nosuch"],
     ["data", "read", "/no/such.xyz"], ["card", "validate", "/no/such.yml"], ["card", "validate"],
-    ["tasks", "--frobnicate"], ["run", "-n", "abc"], ["run", "--frobnicate"],
+    ["tasks", "--frobnicate"], ["run", "-n", "abc"], ["run", "--frobnicate"], ["run", "--backend", "cuda"],
+    ["boltzmann", "--backend", "cuda"], ["phases", "--backend", "cuda", "--denoiser", "x.yml"],
 ]
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from bench.cli import app
 from bench.build import build_dataset
+from bench.cli import app
 from bench.store import ResultStore
 
 
@@ -299,3 +301,35 @@ def test_the_summary_fits_the_terminal_without_cutting_a_number(width, capsys):
         assert name.replace(" ", "") in folded or name in out, name
     if width == 80:
         assert "more columns in metrics.csv" in out
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_backend_chooses_how_a_checkpoint_runs_and_is_recorded(tiny_dataset, tmp_path, backend):
+    """--backend reaches the denoiser and the manifest; torch and onnx give the same rows."""
+    import torch
+    import yaml
+
+    from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=2)), tmp_path / "ckpt")
+    card = {"key": "tiny", "name": "tiny", "version": "0", "model": {"kind": "edm-checkpoint", "path": "ckpt"},
+            "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
+            "relaxation": {"n_steps": [4], "noise_scale": 0.0},
+            "training": {"datasets": [{"name": "none", "split": "train"}]}}
+    (tmp_path / "tiny.yml").write_text(yaml.safe_dump(card))
+    runs = {}
+    for chosen in ("torch", backend):
+        out = tmp_path / chosen
+        result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                          "--methods", "mmff", "--tasks", "energy-ratio", "--denoiser",
+                                          str(tmp_path / "tiny.yml"), "--backend", chosen, "--out", str(out),
+                                          "--store", str(tmp_path / "s.sqlite")])
+        assert result.exit_code == 0, result.output
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["settings"]["run"]["backend"] == chosen
+        assert manifest["settings"]["denoisers"]["tiny"]["backend"] == chosen
+        assert manifest["settings"]["denoisers"]["tiny"]["backend_details"]["backend"] == chosen
+        runs[chosen] = pd.read_csv(out / "energy.csv")
+    np.testing.assert_allclose(runs[backend]["energy_above_ground_kcal_mol"],
+                               runs["torch"]["energy_above_ground_kcal_mol"], atol=1e-3)
