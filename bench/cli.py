@@ -247,12 +247,23 @@ def leaderboard_cmd(
     their per-molecule tables (Markdown, CSV, HTML)."""
     from bench.leaderboard import collect, shown_columns, write_leaderboard
 
+    from bench.terminal import print_fitted
+
     boards = collect(runs)
     write_leaderboard(boards, out)
     for board in boards:
-        typer.echo(f"\n{board.caption}\n")
-        typer.echo(board.rows[shown_columns(board)].to_markdown(index=False, floatfmt=".3g"))
+        columns = [c for c in shown_columns(board) if c != "method"]
+        rows = {row["method"]: [_cell(row[c]) for c in columns] for row in board.rows.to_dict(orient="records")}
+        print_fitted(f"{board.task}: {board.label}", "method", rows, columns, board.rule,
+                     where=f"{out}/leaderboard.csv")
     typer.echo(f"wrote {out}/leaderboard.md, .csv, .html")
+
+
+def _cell(value: object) -> str:
+    """A leaderboard value as the terminal shows it: 3 significant digits, '-' for none."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 @app.command("check")

@@ -50,9 +50,14 @@ class Board:
 
     @property
     def caption(self) -> str:
+        return f"{self.task}: {self.label}. {self.rule}"
+
+    @property
+    def rule(self) -> str:
+        """How the board is ranked and what a tie is."""
         better = "higher" if self.higher_is_better else "lower"
-        return (f"{self.task}: {self.label}. Ranked by {self.primary} ({better} is better); tied_with_next: the "
-                "paired bootstrap interval of the difference to the next row contains 0.")
+        return (f"Ranked by {self.primary} ({better} is better); tied_with_next: the paired bootstrap interval of "
+                "the difference to the next row contains 0.")
 
 
 def _run_rows(run: Path) -> tuple[str, pd.DataFrame, dict, metrics.Bootstrap]:

@@ -343,28 +343,11 @@ def print_summary(summary: dict[str, Any], width: int | None = None) -> None:
     """Print the headline metrics as a table that fits the terminal (or ``width``):
     method names fold, and the least important columns are left out when it is
     narrow (every metric is in ``metrics.csv`` and ``summary.json``)."""
-    from rich import box
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
+    from bench.terminal import print_fitted
 
-    console = Console(width=width) if width else Console()
     rows = {m: [("-" if v.get(c) is None else f"{v[c]:.3g}") for c in SUMMARY_COLUMNS.values()]
             for m, v in summary["methods"].items()}
-    widths = [max([len(h), *(len(r[k]) for r in rows.values())]) + 1 for k, h in enumerate(SUMMARY_COLUMNS)]
-    method_width = min(24, max(len("method"), *(len(m) for m in rows)))
-    keep = len(widths)
-    while keep > 3 and method_width + sum(widths[:keep]) + keep + 4 > console.width:
-        keep -= 1
-    shown = list(SUMMARY_COLUMNS)[:keep]
-    table = Table(title=escape(f"{summary['label']} ({summary['wall_s']} s)"), box=box.SIMPLE_HEAD, pad_edge=False,
-                  padding=(0, 1, 0, 0), caption=(
-                      "speedup: median 1 - BFGS steps / steps from MMFF; ratio: mean E(MMFF) / mean E above the "
-                      "ground state; <1kcal: fraction within 1 kcal/mol; E: mean kcal/mol; rmsd: heavy atoms, A"
-                      + ("" if keep == len(widths) else f"; {len(widths) - keep} more columns in metrics.csv")))
-    table.add_column("method", overflow="fold", min_width=min(method_width, 16), max_width=method_width)
-    for header in shown:
-        table.add_column(header, justify="right", no_wrap=True)
-    for method, values in rows.items():
-        table.add_row(escape(method), *values[:keep])
-    console.print(table)
+    print_fitted(f"{summary['label']} ({summary['wall_s']} s)", "method", rows, list(SUMMARY_COLUMNS),
+                 "speedup: median 1 - BFGS steps / steps from MMFF; ratio: mean E(MMFF) / mean E above the ground "
+                 "state; <1kcal: fraction within 1 kcal/mol; E: mean kcal/mol; rmsd: heavy atoms, A", width,
+                 "metrics.csv")
