@@ -86,7 +86,9 @@ CARD_SCHEMA: dict[str, Any] = {
             "type": "object", "additionalProperties": False, "required": ["n_steps"],
             "properties": {"n_steps": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
                            "add_noise": {"type": "boolean"}, "sampler": {"type": "string"},
-                           "noise_scale": {"type": "number", "minimum": 0}},
+                           "noise_scale": {"type": "number", "minimum": 0},
+                           "evaluations": {"type": "array", "items": {"type": "integer", "minimum": 1},
+                                           "minItems": 1}},
         },
         "training": {
             "type": "object", "additionalProperties": False, "required": ["datasets"],

@@ -118,6 +118,9 @@ def run_cmd(
              "(card-deterministic.yml beside it). Default: included unless --denoiser cards are given.")] = None,
     n_steps: Annotated[Optional[str], typer.Option(
         help="Comma-separated start steps n for every denoiser (default: each card's relaxation.n_steps).")] = None,
+    evaluations: Annotated[Optional[str], typer.Option(
+        help="Comma-separated k: also run each start step n in k strided network steps (DDIM's stride; k >= n is "
+             "every step). Default: each card's relaxation.evaluations, else every step.")] = None,
     seeds: Annotated[str, typer.Option(help="Comma-separated denoiser seeds (metrics pool them).")] = "0,1,2",
     fmax: Annotated[float, typer.Option(help="Relaxation threshold, eV/A.")] = 0.03,
     store: Annotated[Optional[Path], typer.Option(help="Results store (default: runs/store.sqlite).")] = None,
@@ -147,7 +150,7 @@ def run_cmd(
                            **({} if tasks is None else {"tasks": _names(tasks)}),
                            methods=_names(methods), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in cards),
-                           n_steps=_ints(n_steps, "--n-steps"),
+                           n_steps=_ints(n_steps, "--n-steps"), evaluations=_ints(evaluations, "--evaluations"),
                            workers=workers or os.cpu_count() or 1, dask=dask,
                            denoiser_seeds=_ints(seeds, "--seeds") or (), trust_code=trust_code, backend=backend)
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"

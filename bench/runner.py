@@ -69,6 +69,9 @@ class RunSettings:
     denoisers: tuple[str, ...] = ()
     #: Start steps n for every denoiser; None: each card's ``relaxation.n_steps``.
     n_steps: tuple[int, ...] | None = None
+    #: Strided samplers: the way n -> 0 in k network steps, for each k (and every step
+    #: where k >= n); None: each card's ``relaxation.evaluations`` (default every step).
+    evaluations: tuple[int, ...] | None = None
     #: Stochastic denoisers run once per seed; metrics pool (molecule, seed) rows.
     denoiser_seeds: tuple[int, ...] = (0, 1, 2)
     fmax_ev_ang: float = 0.03
@@ -89,6 +92,8 @@ class RunSettings:
             raise InputError("--methods must include 'mmff', the reference of every speedup")
         for m in self.methods:
             resolve_baseline(m, self.oracle)
+        if self.evaluations is not None and (not self.evaluations or min(self.evaluations) < 1):
+            raise InputError(f"--evaluations must be integers >= 1, got {self.evaluations}")
         if self.n_steps is not None and (not self.n_steps or any(n < 1 for n in self.n_steps)):
             raise InputError(f"--n-steps must be integers >= 1, got {self.n_steps}")
         registry.run_tasks(self.tasks)
@@ -145,6 +150,13 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None) ->
     return summary
 
 
+def strided_plan(start_steps: list[int], evaluations: list[int | None]) -> list[tuple[int, int | None]]:
+    """(n, k) of each denoiser row: k strided network steps from n, None for every step
+    (a k >= n is every step); each pair once, in the order given."""
+    pairs = [(n, k if k is not None and k < n else None) for n in start_steps for k in evaluations]
+    return list(dict.fromkeys(pairs))
+
+
 def denoiser_plan(denoiser: Any, settings: RunSettings) -> dict[str, Any]:
     """How a run uses one denoiser: start steps (the card's unless ``--n-steps``),
     seeds (one for a deterministic sampler) and the sampler settings."""
@@ -152,6 +164,7 @@ def denoiser_plan(denoiser: Any, settings: RunSettings) -> dict[str, Any]:
     noise_scale = float(relax.get("noise_scale", 1.0))
     return {"start_steps": list(settings.n_steps or relax["n_steps"]),
             "start_steps_from": "--n-steps" if settings.n_steps else "card relaxation.n_steps",
+            "evaluations": list(settings.evaluations or relax.get("evaluations") or [None]),
             "seeds": list(settings.denoiser_seeds if noise_scale > 0 else settings.denoiser_seeds[:1]),
             "stochastic": noise_scale > 0, "noise_scale": noise_scale,
             "add_noise": bool(relax.get("add_noise", False))}
@@ -207,14 +220,15 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
                          max_steps=settings.max_steps)
     for key, denoiser in denoisers.items():
         plan = plans[key]
-        for n in plan["start_steps"]:
-            name = f"{key}/n={n}"
-            for k, seed in enumerate(plan["seeds"]):
-                keep = keep_paths and k == 0 and n == max(plan["start_steps"])  # paths: first seed, largest n
+        for n, k in strided_plan(plan["start_steps"], plan["evaluations"]):
+            name = f"{key}/n={n}" + (f"/k={k}" if k else "")
+            for index, seed in enumerate(plan["seeds"]):
+                # paths: first seed, largest n, every step
+                keep = keep_paths and index == 0 and n == max(plan["start_steps"]) and k is None
                 seed_key = seed if plan["stochastic"] else None
                 context.starts[(name, seed_key)], paths = denoiser_starts(
                     records, denoiser, n, seed=seed, keep_path=keep, noise_scale=plan["noise_scale"],
-                    add_noise=plan["add_noise"])
+                    add_noise=plan["add_noise"], evaluations=k)
                 if keep:
                     context.paths[(name, seed_key)] = paths
     tables: dict[str, pd.DataFrame] = {}

@@ -26,6 +26,14 @@ from edm_core.dynamics import EGNNDynamics, remove_mean
 from edm_core.schedule import PredefinedNoiseSchedule
 
 
+def strided_steps(start_step: int, k: int) -> list[int]:
+    """The times ``start_step = t_0 > t_1 > ... > t_k = 0`` of k reverse steps, evenly
+    spaced (DDIM's stride; k = start_step is every step)."""
+    if not 1 <= k <= start_step:
+        raise ValueError(f"evaluations must be in 1..{start_step} (the start step), got {k}")
+    return [round(start_step * (k - i) / k) for i in range(k + 1)]
+
+
 class NetworkOutputError(ValueError):
     """A network returned something that is not a noise prediction for its input:
     wrong shape or type, or NaN/inf on a real atom. It names the molecules of the
@@ -150,14 +158,16 @@ class EnVariationalDiffusion(nn.Module):
         network = self.__dict__.get("inference_network") or self.dynamics
         return check_finite(network(z, t, node_mask), node_mask, getattr(network, "description", "the network"))
 
-    def _times(self, s: int, b: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _times(self, s: int, t: int, b: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t_s = torch.full((b, 1), s / self.T, dtype=like.dtype, device=like.device)
-        return t_s, t_s + 1.0 / self.T
+        return t_s, torch.full((b, 1), t / self.T, dtype=like.dtype, device=like.device)
 
-    def reverse_step(self, z_t: torch.Tensor, s: int, node_mask: torch.Tensor, noise: Noise) -> torch.Tensor:
-        """One ancestral step from time (s+1)/T to s/T (z_s given z_t)."""
+    def reverse_step(self, z_t: torch.Tensor, s: int, node_mask: torch.Tensor, noise: Noise, t: int | None = None
+                     ) -> torch.Tensor:
+        """One ancestral step from time t/T (default (s+1)/T) to s/T: z_s drawn from
+        q(z_s | z_t, x = x_hat), which holds for any s < t (a strided step)."""
         b = z_t.shape[0]
-        t_s, t_t = self._times(s, b, z_t)
+        t_s, t_t = self._times(s, s + 1 if t is None else t, b, z_t)
         gamma_s, gamma_t = self.gamma(t_s)[:, :, None], self.gamma(t_t)[:, :, None]
         sigma2_ts = -torch.expm1(F.softplus(gamma_s) - F.softplus(gamma_t))
         alpha_ts = torch.exp(0.5 * (F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)))
@@ -194,9 +204,11 @@ class EnVariationalDiffusion(nn.Module):
         return types, charges
 
     def sample_chain(self, z: torch.Tensor, start_step: int, node_mask: torch.Tensor, noise: Noise,
-                     keep_path: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+                     keep_path: bool = False, evaluations: int | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
         """Run the reverse steps ``start_step - 1 .. 0`` from ``z`` (taken as z at
-        time start_step / T), then the final decode.
+        time start_step / T), then the final decode; with ``evaluations = k``, the
+        way from ``start_step`` to 0 in k strided steps (:func:`strided_steps`).
 
         Returns
         -------
@@ -205,8 +217,9 @@ class EnVariationalDiffusion(nn.Module):
         path : list of (B, N, 3) positions after each step (empty unless ``keep_path``)
         """
         path = []
-        for s in range(start_step - 1, -1, -1):
-            z = self.reverse_step(z, s, node_mask, noise)
+        times = strided_steps(start_step, evaluations or start_step)
+        for t, s in zip(times[:-1], times[1:]):
+            z = self.reverse_step(z, s, node_mask, noise, t)
             if keep_path:
                 path.append(self.unnormalize_positions(z, node_mask))
         x = self.final_positions(z, node_mask, noise)

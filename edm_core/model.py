@@ -292,7 +292,7 @@ class EDMDenoiser(nn.Module):
     @torch.no_grad()
     def relax(self, molecules: Sequence[Any], n_steps: int, *, add_noise: bool = False, keep_path: bool = False,
               seed: int | None = 0, noise: Noise | None = None, noise_scale: float = 1.0, batch_size: int = 64,
-              names: Sequence[str] | None = None) -> RelaxOutput:
+              names: Sequence[str] | None = None, evaluations: int | None = None) -> RelaxOutput:
         """Reverse diffusion from step ``n_steps`` down to 0, starting at given structures.
 
         The study's procedure (its section 4.2) is the default,
@@ -322,6 +322,10 @@ class EDMDenoiser(nn.Module):
             deterministic relaxation (our extension).
         batch_size : int
             Molecules per padded batch (sorted by size to limit padding).
+        evaluations : int, optional
+            k: cover the steps n -> 0 in k strided steps (DDIM's stride) instead of
+            n, so that the network runs k + 1 times (the final decode included);
+            the path then has k + 2 frames.
 
         Returns
         -------
@@ -329,6 +333,8 @@ class EDMDenoiser(nn.Module):
         """
         if not 1 <= n_steps <= self.model.T:
             raise ValueError(f"n_steps must be in 1..{self.model.T}, got {n_steps}")
+        if evaluations is not None and not 1 <= evaluations <= n_steps:
+            raise ValueError(f"evaluations must be in 1..{n_steps} (the start step), got {evaluations}")
         pairs = [as_numbers_positions(m) for m in molecules]
         names = list(names) if names is not None else [f"molecule {i}" for i in range(len(pairs))]
         for (numbers, pos), name in zip(pairs, names):
@@ -348,7 +354,7 @@ class EDMDenoiser(nn.Module):
             if add_noise:
                 t = torch.full((len(batch), 1), n_steps / self.model.T, device=device)
                 z, _ = self.model.noised(z, t, node_mask, noise)
-            x_final, z0, path = self.model.sample_chain(z, n_steps, node_mask, noise, keep_path)
+            x_final, z0, path = self.model.sample_chain(z, n_steps, node_mask, noise, keep_path, evaluations)
             types, _ = self.model.decode_types(z0, node_mask)
             for k, i in enumerate(chunk):
                 numbers, pos = pairs[i]

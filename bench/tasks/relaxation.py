@@ -127,11 +127,13 @@ def make_starts(records: Sequence[MoleculeRecord],
 
 def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int, seed: int = 0,
                     batch_size: int = 64, keep_path: bool = False, noise_scale: float = 1.0,
-                    add_noise: bool = False) -> tuple[list[Start], list[np.ndarray | None]]:
+                    add_noise: bool = False, evaluations: int | None = None
+                    ) -> tuple[list[Start], list[np.ndarray | None]]:
     """Relax every record's MMFF start with ``denoiser`` from step ``n_steps`` (batched).
 
     ``noise_scale`` 1 is the study's ancestral sampler, 0 a deterministic one;
-    ``add_noise`` noises the start to step n first (the study did not).
+    ``add_noise`` noises the start to step n first (the study did not);
+    ``evaluations`` = k covers the steps n -> 0 in k strided steps.
 
     Molecules the model cannot take (an element it lacks, too many atoms) fail with
     its message. A batch whose call raises (``SystemExit`` included: outside code
@@ -160,9 +162,9 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
     def call(idx: list[int]) -> Any:
         return denoiser.relax([(records[i].numbers, records[i].start_positions) for i in idx], n_steps, seed=seed,
                               batch_size=batch_size, names=[records[i].id for i in idx], keep_path=keep_path,
-                              noise_scale=noise_scale, add_noise=add_noise)
+                              noise_scale=noise_scale, add_noise=add_noise, evaluations=evaluations)
 
-    evaluations = n_steps + 1
+    n_evaluations = (evaluations or n_steps) + 1  # the reverse steps and the final decode
     t0 = time.perf_counter()
     results: dict[int, tuple[Any, np.ndarray | None] | str] = {}
     try:
@@ -176,9 +178,9 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
                 results[i] = (one.positions[0], one.paths[0] if keep_path else None)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - this molecule's failure (sys.exit too)
                 results[i] = f"denoiser raised {type(exc).__name__}: {exc}"
-    per_eval_s = (time.perf_counter() - t0) / max(1, evaluations * len(ok))
+    per_eval_s = (time.perf_counter() - t0) / max(1, n_evaluations * len(ok))
     for i in ok:
-        cost = {"start_step": n_steps, "network_evaluations": evaluations, "denoiser_s": evaluations * per_eval_s}
+        cost = {"start_step": n_steps, "network_evaluations": n_evaluations, "denoiser_s": n_evaluations * per_eval_s}
         result = results[i]
         if isinstance(result, str):
             starts[i] = Start(None, result, **cost)

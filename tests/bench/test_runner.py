@@ -333,3 +333,27 @@ def test_backend_chooses_how_a_checkpoint_runs_and_is_recorded(tiny_dataset, tmp
         runs[chosen] = pd.read_csv(out / "energy.csv")
     np.testing.assert_allclose(runs[backend]["energy_above_ground_kcal_mol"],
                                runs["torch"]["energy_above_ground_kcal_mol"], atol=1e-3)
+
+
+def test_evaluations_add_strided_rows_with_their_cost(tiny_dataset, tmp_path):
+    import torch
+    import yaml
+
+    from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=2)), tmp_path / "ckpt")
+    card = {"key": "tiny", "name": "tiny", "version": "0", "model": {"kind": "edm-checkpoint", "path": "ckpt"},
+            "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
+            "relaxation": {"n_steps": [6], "noise_scale": 0.0, "evaluations": [2, 6, 9]},
+            "training": {"datasets": [{"name": "none", "split": "train"}]}}
+    (tmp_path / "tiny.yml").write_text(yaml.safe_dump(card))
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", "--tasks", "energy-ratio", "--denoiser",
+                                      str(tmp_path / "tiny.yml"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    energy = pd.read_csv(tmp_path / "run" / "energy.csv")
+    evaluations = energy.groupby("method")["network_evaluations"].first().to_dict()
+    assert evaluations == {"mmff": 0, "tiny/n=6": 7, "tiny/n=6/k=2": 3}  # k >= n is every step, counted once
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["settings"]["denoisers"]["tiny"]["evaluations"] == [2, 6, 9]

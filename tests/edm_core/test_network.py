@@ -367,3 +367,42 @@ def test_nan_from_the_torch_network_fails_the_molecule_never_a_zero_step(rng):
         next(model.model.dynamics.parameters()).fill_(float("nan"))
     with pytest.raises(NetworkOutputError, match=r"NaN or inf in the output for molecule\(s\) \[0, 1\] of a batch of 2"):
         model.relax([random_molecule(rng, 4), random_molecule(rng, 5)], 3, seed=0)
+
+
+def test_strided_steps_cover_n_to_0_in_k_evenly_spaced_steps():
+    from edm_core.diffusion import strided_steps
+
+    assert strided_steps(50, 50) == list(range(50, -1, -1))
+    assert strided_steps(50, 5) == [50, 40, 30, 20, 10, 0] and strided_steps(5, 1) == [5, 0]
+    assert strided_steps(5, 4) == [5, 4, 2, 1, 0]  # rounded, strictly decreasing
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match="evaluations must be in 1..5"):
+            strided_steps(5, bad)
+
+
+def test_a_strided_relaxation_is_the_posterior_jump_and_k_equal_n_is_the_plain_sampler(rng):
+    """k = n reproduces the unstrided sampler bit for bit; k = 1 is one jump from
+    t = n/T to s = 0 with EDM's posterior formula (computed here in float64) followed
+    by the final decode."""
+    import torch.nn.functional as F
+
+    model = EDMDenoiser(EDMConfig(nf=16, n_layers=2)).double()
+    mols = [random_molecule(rng, 6)]
+    plain = model.relax(mols, 8, seed=3)
+    np.testing.assert_array_equal(model.relax(mols, 8, seed=3, evaluations=8).positions[0], plain.positions[0])
+    one = model.relax(mols, 8, noise=FixedNoise(0.0), evaluations=1, keep_path=True)
+    assert one.paths[0].shape == (3, 6, 3)  # start, one strided step, final decode
+    z, mask = z_of(model, mols)
+    z, mask = z.double(), mask.double()
+    diffusion = model.model
+    g_s = diffusion.gamma(torch.zeros((1, 1), dtype=torch.float64))[:, :, None]
+    g_t = diffusion.gamma(torch.full((1, 1), 8 / diffusion.T, dtype=torch.float64))[:, :, None]
+    sigma2_ts = -torch.expm1(F.softplus(g_s) - F.softplus(g_t))
+    alpha_ts = torch.exp(0.5 * (F.logsigmoid(-g_t) - F.logsigmoid(-g_s)))
+    eps = diffusion.predict_noise(z, torch.full((1, 1), 8 / diffusion.T, dtype=torch.float64), mask)
+    mean = z / alpha_ts - sigma2_ts / alpha_ts / torch.sqrt(torch.sigmoid(g_t)) * eps
+    centre = mols[0][1].mean(axis=0)
+    x = mean[0, :, :3].detach().numpy()
+    np.testing.assert_allclose(one.paths[0][1], x - x.mean(axis=0) + centre, atol=1e-8)
+    with pytest.raises(ValueError, match="evaluations must be in 1..8"):
+        model.relax(mols, 8, evaluations=9)
