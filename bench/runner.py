@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from bench import metrics, registry
 from bench.artifacts import begin_run_folder, end_run_folder, write_table
@@ -33,6 +34,7 @@ from bench.errors import InputError
 from bench.manifest import make_manifest
 from bench.oracles import get_oracle
 from bench.parallel import make_executor
+from bench.progress import show_progress
 from bench.reports import write_report
 from bench.reports.analysis import write_analysis_report
 from bench.store import ResultStore
@@ -218,19 +220,20 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
                          make_starts(records, {m: resolve_baseline(m, settings.oracle) for m in settings.methods},
                                      grounds), fmax_ev_ang=settings.fmax_ev_ang, optimizer=settings.optimizer,
                          max_steps=settings.max_steps)
-    for key, denoiser in denoisers.items():
+    rows = [(key, n, k, index, seed) for key in denoisers
+            for n, k in strided_plan(plans[key]["start_steps"], plans[key]["evaluations"])
+            for index, seed in enumerate(plans[key]["seeds"])]
+    for key, n, k, index, seed in tqdm(rows, desc="denoiser relaxations", disable=not show_progress(len(rows)),
+                                       leave=False):
         plan = plans[key]
-        for n, k in strided_plan(plan["start_steps"], plan["evaluations"]):
-            name = f"{key}/n={n}" + (f"/k={k}" if k else "")
-            for index, seed in enumerate(plan["seeds"]):
-                # paths: first seed, largest n, every step
-                keep = keep_paths and index == 0 and n == max(plan["start_steps"]) and k is None
-                seed_key = seed if plan["stochastic"] else None
-                context.starts[(name, seed_key)], paths = denoiser_starts(
-                    records, denoiser, n, seed=seed, keep_path=keep, noise_scale=plan["noise_scale"],
-                    add_noise=plan["add_noise"], evaluations=k)
-                if keep:
-                    context.paths[(name, seed_key)] = paths
+        name = f"{key}/n={n}" + (f"/k={k}" if k else "")
+        keep = keep_paths and index == 0 and n == max(plan["start_steps"]) and k is None  # first seed, largest n
+        seed_key = seed if plan["stochastic"] else None
+        context.starts[(name, seed_key)], paths = denoiser_starts(
+            records, denoiser=denoisers[key], n_steps=n, seed=seed, keep_path=keep, noise_scale=plan["noise_scale"],
+            add_noise=plan["add_noise"], evaluations=k)
+        if keep:
+            context.paths[(name, seed_key)] = paths
     tables: dict[str, pd.DataFrame] = {}
     manifest["tasks_skipped"] = {}
     for task in tasks:
