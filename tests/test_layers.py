@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: Bottom to top. A module belongs to the first layer one of whose prefixes it starts with.
 LAYERS = (
     ("foundation", ("bench.errors", "bench.units", "bench.columns", "bench.progress", "bench.parallel",
-                    "bench.store", "bench.artifacts", "bench.manifest", "bench.metrics")),
+                    "bench.store", "bench.artifacts", "bench.manifest", "bench.metrics", "bench.terminal")),
     ("data", ("bench.data",)),
     ("oracles", ("bench.oracles",)),
     ("tasks", ("bench.tasks", "bench.baselines", "bench.build", "bench.cards")),
