@@ -39,7 +39,7 @@ from bench.errors import InputError
 from bench.parallel import make_executor, run_jobs
 from bench.store import ResultStore, settings_hash
 
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # bench/ -> the repository -> beside it
 
 
 @dataclass(frozen=True)

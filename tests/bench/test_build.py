@@ -257,3 +257,14 @@ def test_molecules_of_a_killed_worker_are_built_again_not_rejected(built, tmp_pa
     assert "worker" not in stages
     assert {s: v["content_sha256"] for s, v in again["splits"].items()} == \
            {s: v["content_sha256"] for s, v in manifest["splits"].items()}
+
+
+def test_the_recipes_find_their_smiles_files_beside_the_repository():
+    """The shared data folder sits beside the checkout; every recipe's default file is there."""
+    from bench.build import RECIPES
+    from tests.conftest import SHARED_DATA
+
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"no shared data folder at {SHARED_DATA}")
+    for name, recipe in RECIPES.items():
+        assert recipe.smiles_path.is_file(), (name, recipe.smiles_path)
