@@ -34,6 +34,10 @@ class Col(StrEnum):
     #: The method's own time for the row's molecule: a denoiser's evaluations x its measured
     #: time per evaluation, or a baseline's computation (a UFF or xTB pre-relaxation).
     DENOISER_S = "denoiser_s"
+    #: The path table: a frame of the denoiser path, and how many reverse steps follow it.
+    FRAME = "frame"
+    STEPS_LEFT = "steps_left"
+    PATH_GROUND_CONVERGED = "path_ground_converged"
 
 
 class Status(StrEnum):

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from bench.columns import Col
 from bench.data.records import MoleculeRecord
 from bench.oracles.base import Oracle
 from bench.tasks.relaxation import GroundReference
@@ -80,9 +81,9 @@ def along_path(records: Sequence[MoleculeRecord], paths: Sequence[np.ndarray | N
         for s in range(len(path)):
             sp = next(points)
             ok = sp.ok and ground.ok
-            row = {"id": rec.id, "method": method, "seed": seed, "frame": s, "steps_left": len(path) - 1 - s,
-                   "energy_above_ground_kcal_mol": (sp.energy_ev - ground.energy_ev) * EV_TO_KCAL_MOL if ok
-                   else np.nan, "path_ground_converged": gs.converged, "status": sp.status}
+            row = {Col.ID: rec.id, Col.METHOD: method, Col.SEED: seed, Col.FRAME: s, Col.STEPS_LEFT: len(path) - 1 - s,
+                   Col.ENERGY_ABOVE_GROUND: (sp.energy_ev - ground.energy_ev) * EV_TO_KCAL_MOL if ok else np.nan,
+                   Col.PATH_GROUND_CONVERGED: gs.converged, Col.STATUS: sp.status}
             to_gs = gs.positions_ang - path[s]
             to_rgs = ground.positions - path[s] if ground.ok else np.full_like(path[s], np.nan)
             if sp.ok:
@@ -100,8 +101,8 @@ def along_path(records: Sequence[MoleculeRecord], paths: Sequence[np.ndarray | N
 def summarise_alignment(df: pd.DataFrame) -> pd.DataFrame:
     """Per method and frame: mean and std over molecules of every cosine and of
     the energy (the curves of the study's figures 4 and 6)."""
-    value_cols = [c for c in df.columns if c.startswith("cos_") or c == "energy_above_ground_kcal_mol"]
-    per_frame = df.groupby(["method", "frame"])[value_cols].agg(["mean", "std"])
+    value_cols = [c for c in df.columns if c.startswith("cos_") or c == Col.ENERGY_ABOVE_GROUND]
+    per_frame = df.groupby([Col.METHOD, Col.FRAME])[value_cols].agg(["mean", "std"])
     per_frame.columns = [f"{c}_{stat}" for c, stat in per_frame.columns]
     return per_frame.reset_index()
 
@@ -116,7 +117,7 @@ FORCE_ALIGNMENT = Task(
     "force-alignment", "along each denoiser's path (first seed, largest n): energies, and the cosines of its steps "
     "with the forces and with the way to the ground state",
     needs=frozenset({"denoiser", "paths", "forces", "relaxations"}),
-    tables={"path": ("id", "method", "seed", "frame", "steps_left", "energy_above_ground_kcal_mol",
-                     "path_ground_converged", "status")},
+    tables={"path": (Col.ID, Col.METHOD, Col.SEED, Col.FRAME, Col.STEPS_LEFT, Col.ENERGY_ABOVE_GROUND,
+                     Col.PATH_GROUND_CONVERGED, Col.STATUS)},
     metrics=("alignment_gap", "alignment_gap_fixed_gs"), gated=("alignment_gap",),
     figures=("energy_path", "alignment", "alignment_epoch"), compute=_path_tables)
