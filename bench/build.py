@@ -302,6 +302,10 @@ def build_dataset(
         The manifest written to ``out_dir/manifest.json``.
     """
     recipe = resolve_recipe(name)
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit must be >= 1 (SMILES lines to build), got {limit}")
+    if workers is not None and workers < 0:
+        raise InputError(f"--workers must be >= 1 (or 0: all cores), got {workers}")
     settings = settings or recipe.settings
     out_dir = Path(out_dir) if out_dir else SHIPPED_ROOT / name
     smiles_path = Path(smiles_path) if smiles_path else recipe.smiles_path

@@ -71,7 +71,7 @@ BAD_INVOCATIONS = [
     ["boltzmann", "--temperatures", "-5"], ["phases", "--denoiser", "no/such.yml"], ["generation"],
     ["generation", "--denoiser", "no/such.yml", "--n-molecules", "abc"], ["gate", "--n-molecules", "0"],
     ["baseline", "--part", "nosuch"], ["baseline", "--part", "perf", "--repeats", "0"],
-    ["data", "build", "nosuch"], ["data", "build", "qm9-xtb", "--limit", "0"], ["data", "info", "nosuch"],
+    ["data", "build", "nosuch"], ["data", "build", "qm9-xtb", "--limit", "0", "--out", "/tmp/edm-bench-never-built"], ["data", "info", "nosuch"],
     ["data", "read", "/no/such.xyz"], ["card", "validate", "/no/such.yml"], ["card", "validate"],
     ["tasks", "--frobnicate"], ["run", "-n", "abc"], ["run", "--frobnicate"], ["run", "--backend", "cuda"],
     ["boltzmann", "--backend", "cuda"], ["phases", "--backend", "cuda", "--denoiser", "x.yml"],
