@@ -181,13 +181,6 @@ def triton_accuracy(sizes: Sizes, device: str) -> Part:
     return part
 
 
-def useful_flops(atom_counts: np.ndarray, nf: int, n_layers: int) -> float:
-    """Flops of one evaluation in the split formulation (``bench.perf.useful_flops``)."""
-    from bench.perf import useful_flops as count
-
-    return count(atom_counts, nf, n_layers)
-
-
 def _median_ms(fn: Callable[[], object], runs: int, warm_up: int, cuda: bool) -> float:
     """Median milliseconds of ``fn`` after ``warm_up`` calls: CUDA events on a GPU,
     the wall clock in a CPU dry run."""
@@ -229,6 +222,7 @@ def network_timing(sizes: Sizes, device: str) -> Part:
     """Per-evaluation times of each backend on the two batches (a GPU's, or a dry run's)."""
     import torch
 
+    from bench.perf import useful_flops
     from edm_core.backends import make_network
     from edm_core.onnx_backend import OnnxNetwork, export_onnx
 

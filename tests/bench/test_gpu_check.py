@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from bench.gpu_check import DRY_RUN, main, shipped_molecules, useful_flops
+from bench.gpu_check import DRY_RUN, main, shipped_molecules
+from bench.perf import useful_flops
 
 @pytest.mark.slow  # about a minute: Triton's interpreter and a pyscf gradient
 @pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")
