@@ -4,11 +4,23 @@ what the denoiser is and how to load it.
 Three ways in (``model.kind``):
 
 * ``edm-checkpoint`` - a folder in the original EDM format or edm-bench's own;
-* ``onnx``           - an ONNX file with the standard network signature
-  (:mod:`edm_core.onnx_backend`); the sampler loop is ours;
+* ``onnx``           - an ONNX file with the ``edm`` signature (EDM's joint latent)
+  or the ``positions`` signature (a position-only denoiser: positions, atomic
+  numbers, node mask, t -> noise on positions), :mod:`edm_core.onnx_backend`;
+  the sampler loop is ours;
 * ``entry-point``    - ``module:object``, an object with ``config`` (an
-  :class:`edm_core.EDMConfig` or its JSON dict) and ``predict_noise(z, t, node_mask)``
-  (the same contract as the ONNX network).
+  :class:`edm_core.EDMConfig` or its JSON dict) and ``predict_noise(z, t,
+  node_mask)`` (the ``edm`` contract), or with ``predict_position_noise(positions,
+  numbers, node_mask, t)`` (the ``positions`` contract) and optionally
+  ``predict_time(positions, numbers, node_mask)``.
+
+A position-only model from outside names its elements (``model.elements``) and
+its largest molecule (``model.max_atoms``); its schedule is the card's
+``diffusion`` section (``polynomial_<p>``, ``cosine``, or ``tabulated`` with
+``alpha`` and ``sigma`` per step). Any denoiser may bring a time-step predictor
+(``model.time_predictor``: an ONNX file with the ``time`` signature), which makes
+``auto`` start steps possible. The card's sampler settings are read once, into
+:class:`SamplerSettings`; :func:`load_denoiser` returns a :class:`LoadedDenoiser`.
 
 Unknown keys are rejected. Paths are relative to the card's folder and may not
 leave it unless ``allow_outside=True`` is passed (cards are untrusted input).
@@ -21,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +41,8 @@ import yaml
 
 from bench.artifacts import sha256_file
 from bench.errors import InputError
+
+from edm_core.protocol import AUTO_MODES, Denoiser
 
 #: The shipped final checkpoint's card, relative to the repository root: the one
 #: place that the asv suite, the CI gate (``edm-bench gate``, ``edm-bench baseline``)
@@ -74,17 +89,29 @@ CARD_SCHEMA: dict[str, Any] = {
                 "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                 "size_bytes": {"type": "integer", "minimum": 0},
                 "entry_point": {"type": "string", "pattern": "^[A-Za-z_][\\w.]*:[A-Za-z_]\\w*$"},
+                "elements": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][a-z]?$"},
+                             "minItems": 1, "uniqueItems": True},
+                "max_atoms": {"type": "integer", "minimum": 1},
+                "time_predictor": {"type": "object", "additionalProperties": False, "required": ["path"],
+                                   "properties": {"path": {"type": "string"},
+                                                  "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
             },
         },
         "diffusion": {
             "type": "object", "additionalProperties": False,
-            "required": ["timesteps", "schedule", "precision"],
+            "required": ["timesteps", "schedule"],
             "properties": {"timesteps": {"type": "integer", "minimum": 1}, "schedule": {"type": "string"},
-                           "precision": {"type": "number", "exclusiveMinimum": 0}},
+                           "precision": {"type": "number", "exclusiveMinimum": 0},
+                           "alpha": {"type": "array", "items": {"type": "number"}},
+                           "sigma": {"type": "array", "items": {"type": "number"}}},
         },
         "relaxation": {
             "type": "object", "additionalProperties": False, "required": ["n_steps"],
-            "properties": {"n_steps": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1},
+            "properties": {"n_steps": {"type": "array", "minItems": 1, "items": {
+                               "oneOf": [{"type": "integer", "minimum": 1}, {"enum": ["auto", *AUTO_MODES]}]}},
+                           "auto_modes": {"type": "array", "items": {"enum": ["itp", "as"]}, "minItems": 1,
+                                          "uniqueItems": True},
+                           "max_steps": {"type": "integer", "minimum": 1},
                            "add_noise": {"type": "boolean"}, "sampler": {"type": "string"},
                            "noise_scale": {"type": "number", "minimum": 0},
                            "evaluations": {"type": "array", "items": {"type": "integer", "minimum": 1},
@@ -208,9 +235,188 @@ def model_sha256(path: Path) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How a run relaxes with one denoiser, read once from its card (and the run's
+    ``--n-steps`` / ``--evaluations``, which override the card).
+
+    start_steps : fixed n and learned modes (``auto-itp``, ``auto-as``)
+    evaluations : k per fixed n (None: every step)
+    noise_scale : 1 the study's ancestral sampler, 0 deterministic
+    add_noise : noise the start to step n first (the study did not)
+    max_steps : the most reverse steps a learned start may take (None: T)
+    """
+
+    start_steps: tuple[int | str, ...]
+    evaluations: tuple[int | None, ...] = (None,)
+    noise_scale: float = 1.0
+    add_noise: bool = False
+    max_steps: int | None = None
+    start_steps_from: str = "card relaxation.n_steps"
+
+    @property
+    def stochastic(self) -> bool:
+        return self.noise_scale > 0
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any], n_steps: Sequence[int | str] | None = None,
+                  evaluations: Sequence[int] | None = None) -> "SamplerSettings":
+        relax = card["relaxation"]
+        modes = tuple(f"auto-{m}" for m in relax.get("auto_modes", ("itp", "as")))
+        steps = []
+        for n in (n_steps or relax["n_steps"]):
+            steps += modes if n == "auto" else [n]
+        return cls(tuple(dict.fromkeys(steps)), tuple(evaluations or relax.get("evaluations") or [None]),
+                   float(relax.get("noise_scale", 1.0)), bool(relax.get("add_noise", False)), relax.get("max_steps"),
+                   "--n-steps" if n_steps else "card relaxation.n_steps")
+
+
+@dataclass(frozen=True)
+class LoadedDenoiser:
+    """A denoiser as a run holds it: its card, the model behind the
+    :class:`~edm_core.protocol.Denoiser` protocol, and its sampler settings."""
+
+    key: str
+    card: dict[str, Any]
+    card_path: str
+    model: Denoiser
+    sampler: SamplerSettings
+
+    @property
+    def backend(self) -> str:
+        return self.model.backend
+
+    @classmethod
+    def bare(cls, model: Denoiser, key: str = "denoiser", **sampler: Any) -> "LoadedDenoiser":
+        """A model without a card (tests, timings), with the sampler settings given."""
+        return cls(key, {}, "", model, SamplerSettings(start_steps=(), **sampler))
+
+    def require(self, capability: str, task: str) -> None:
+        """InputError naming this denoiser when it lacks ``capability`` for ``task``."""
+        reason = self.model.capabilities.missing(capability)
+        if reason is not None:
+            raise InputError(f"{self.card_path or self.key}: {task} needs a denoiser that can {capability.replace('_', ' ')}: "
+                             f"{reason}")
+
+    def with_sampler(self, n_steps: Sequence[int | str] | None, evaluations: Sequence[int] | None
+                     ) -> "LoadedDenoiser":
+        """This denoiser with a run's ``--n-steps`` / ``--evaluations`` over the card's."""
+        sampler = SamplerSettings.from_card(self.card, n_steps, evaluations)
+        return LoadedDenoiser(self.key, self.card, self.card_path, self.model, sampler)
+
+
+def _entry_point(card_path: Path, model: dict[str, Any], trust_code: bool) -> Any:
+    """The object a card's entry point names, imported only with consent."""
+    if not trust_code:
+        raise InputError(f"{card_path}: entry point {model['entry_point']!r} would import and run Python code "
+                         "with your rights; pass --trust-code (trust_code=True) if you trust it")
+    module_name, attr = model["entry_point"].split(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise InputError(f"{card_path}: entry point {model['entry_point']!r} not found ({exc})") from exc
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - outside code failing on import
+        raise InputError(f"{card_path}: importing entry point {model['entry_point']!r} failed "
+                         f"({type(exc).__name__}: {exc})") from exc
+
+
+def card_schedule(card: dict[str, Any], source: str) -> dict[str, Any]:
+    """The EDMConfig fields of the card's ``diffusion`` section (a tabulated schedule's
+    alpha^2 from its alpha and sigma, checked to be variance preserving)."""
+    from edm_core.schedule import alpha2_from_alpha_sigma
+
+    d = card["diffusion"]
+    fields: dict[str, Any] = {"diffusion_steps": d["timesteps"], "diffusion_noise_schedule": d["schedule"],
+                              "diffusion_noise_precision": d.get("precision", 1e-5), "diffusion_alpha2": None}
+    if d["schedule"] == "tabulated":
+        if "alpha" not in d or "sigma" not in d:
+            raise InputError(f"{source}: a tabulated schedule needs diffusion.alpha and diffusion.sigma "
+                             f"({d['timesteps'] + 1} values each)")
+        try:
+            fields["diffusion_alpha2"] = tuple(float(v) for v in alpha2_from_alpha_sigma(d["alpha"], d["sigma"], source))
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+    elif "alpha" in d or "sigma" in d:
+        raise InputError(f"{source}: diffusion.alpha/sigma are for schedule 'tabulated', not {d['schedule']!r}")
+    return fields
+
+
+def _position_config(card: dict[str, Any], source: str) -> Any:
+    """The EDMConfig of an outside position-only model: its elements, size limit and
+    the card's schedule (the network is the model's; the rest is our sampler)."""
+    from edm_core import EDMConfig
+    from edm_core.dataset_info import atomic_numbers_of
+
+    model = card["model"]
+    if "elements" not in model:
+        raise InputError(f"{source}: a position-only model must name its elements (model.elements, e.g. "
+                         "[H, C, N, O, F])")
+    try:
+        atomic_numbers_of(tuple(model["elements"]))
+        return EDMConfig(dataset="outside", atom_decoder=tuple(model["elements"]), include_charges=False, nf=1,
+                         n_layers=1, position_only=True, max_n_nodes=int(model.get("max_atoms", 1000)),
+                         n_nodes_histogram={1: 1}, **card_schedule(card, source))
+    except (ValueError, KeyError) as exc:
+        raise InputError(f"{source}: {exc}") from exc
+
+
+def _time_predictor(card_path: Path, card: dict[str, Any], allow_outside: bool, entry: Any) -> Any:
+    """The card's time-step predictor (an ONNX file, or the entry point's
+    ``predict_time``), or None."""
+    spec = card["model"].get("time_predictor")
+    if spec is None:
+        return getattr(entry, "predict_time", None) if entry is not None else None
+    from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
+
+    target = resolve_card_path(card_path, spec["path"], allow_outside)
+    if "sha256" in spec and model_sha256(target) != spec["sha256"]:
+        raise InputError(f"{card_path}: sha256 of the time-step predictor {target} does not match the card")
+    try:
+        return OnnxNetwork(target, source=str(target), allowed=("time",))
+    except OnnxSignatureError as exc:
+        raise InputError(f"{card_path}: time predictor: {exc}") from exc
+
+
+def _outside_denoiser(card_path: Path, card: dict[str, Any], target: Path | None, entry: Any) -> Any:
+    """An EDMDenoiser around an outside network: an ONNX file (either signature) or
+    an entry point (either contract)."""
+    from edm_core import EDMConfig, EDMDenoiser
+
+    model = card["model"]
+    if entry is not None:
+        if callable(getattr(entry, "predict_position_noise", None)):
+            config = _position_config(card, str(card_path))
+            return EDMDenoiser.from_network(config, entry.predict_position_noise,
+                                            f"entry point {model['entry_point']}")
+        if not callable(getattr(entry, "predict_noise", None)) or not hasattr(entry, "config"):
+            raise InputError(f"{card_path}: entry point {model['entry_point']!r} must have `config` and "
+                             "`predict_noise(z, t, node_mask)` (the edm contract), or "
+                             "`predict_position_noise(positions, numbers, node_mask, t)` (the positions contract)")
+        config = entry.config if isinstance(entry.config, EDMConfig) else EDMConfig.from_json(dict(entry.config))
+        return EDMDenoiser.from_network(config, entry.predict_noise, f"entry point {model['entry_point']}")
+    from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
+
+    try:
+        network = OnnxNetwork(target, source=str(target), allowed=("edm", "positions"))
+    except OnnxSignatureError as exc:
+        raise InputError(f"{card_path}: {exc}") from exc
+    config = network.config
+    if network.signature.name == "positions":
+        if config is None or "elements" in model:
+            config = _position_config(card, str(card_path))
+        elif not config.position_only:
+            raise InputError(f"{card_path}: {target} has the positions signature but its edm_config is not "
+                             "position-only")
+    elif config is None:
+        raise InputError(f"{card_path}: {target} has no edm_config metadata (export it with "
+                         "edm_core.onnx_backend.export_onnx, or use the positions signature with model.elements)")
+    return EDMDenoiser.from_network(config, network, f"ONNX file {target.name}")
+
+
 def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: str = "auto",
-                  trust_code: bool = False) -> Any:
-    """The denoiser a card describes, as an :class:`edm_core.EDMDenoiser`.
+                  trust_code: bool = False) -> LoadedDenoiser:
+    """The denoiser a card describes, behind the :class:`~edm_core.protocol.Denoiser`
+    protocol, with its card and sampler settings.
 
     An ``entry-point`` card imports a Python module, which runs its code with the
     user's rights: it is refused unless ``trust_code`` (``--trust-code``) says so.
@@ -220,80 +426,63 @@ def load_denoiser(card_path: str | Path, allow_outside: bool = False, backend: s
     ------
     InputError
         Invalid card, missing or escaping path, sha256 mismatch, unknown entry
-        point or one without consent, an ONNX file with the wrong signature.
+        point or one without consent, an ONNX file with the wrong signature, a
+        schedule that differs from the model's, ``auto`` without a predictor.
     """
-    from edm_core import CheckpointError, EDMConfig, EDMDenoiser, load_checkpoint
+    from edm_core import CheckpointError, load_checkpoint
 
     card_path = Path(card_path)
     card = read_card(card_path)
     model = card["model"]
     kind = model["kind"]
-    if kind == "entry-point":
-        if not trust_code:
-            raise InputError(f"{card_path}: entry point {model['entry_point']!r} would import and run Python code "
-                             "with your rights; pass --trust-code (trust_code=True) if you trust it")
-        module_name, attr = model["entry_point"].split(":")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InputError(f"{card_path}: entry point {model['entry_point']!r} not found ({exc})") from exc
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - outside code failing on import
-            raise InputError(f"{card_path}: importing entry point {model['entry_point']!r} failed "
-                             f"({type(exc).__name__}: {exc})") from exc
-        if not callable(getattr(obj, "predict_noise", None)) or not hasattr(obj, "config"):
-            raise InputError(f"{card_path}: entry point {model['entry_point']!r} must have `config` and "
-                             "`predict_noise(z, t, node_mask)`")
-        config = obj.config if isinstance(obj.config, EDMConfig) else EDMConfig.from_json(dict(obj.config))
-        denoiser = EDMDenoiser.from_network(config, obj.predict_noise, f"entry point {model['entry_point']}")
-    else:
+    entry = _entry_point(card_path, model, trust_code) if kind == "entry-point" else None
+    target = None
+    if kind != "entry-point":
         target = resolve_card_path(card_path, model["path"], allow_outside)
         if "sha256" in model and model_sha256(target) != model["sha256"]:
             raise InputError(f"{card_path}: sha256 of {target} (" + ", ".join(f.name for f in model_files(target))
                              + ") does not match the card")
-        if kind == "onnx":
-            from edm_core.onnx_backend import OnnxNetwork, OnnxSignatureError
-
-            try:
-                network = OnnxNetwork(target, source=str(target))
-            except OnnxSignatureError as exc:
-                raise InputError(f"{card_path}: {exc}") from exc
-            if network.config is None:
-                raise InputError(f"{card_path}: {target} has no edm_config metadata (export it with "
-                                 "edm_core.onnx_backend.export_onnx, or use an entry point)")
-            denoiser = EDMDenoiser.from_network(network.config, network, f"ONNX file {target.name}")
-        else:
-            try:
-                denoiser = load_checkpoint(target)
-            except CheckpointError as exc:
-                raise InputError(f"{card_path}: {exc}") from exc
-            try:
-                denoiser.use_backend(backend)
-            except ValueError as exc:  # unknown, not built here, or no device for it
-                raise InputError(f"--backend {backend}: {exc}") from exc
-    outside_backends = {"onnx": ("auto", "onnx"), "entry-point": ("auto",)}
-    if backend not in outside_backends.get(kind, (backend,)):
-        raise InputError(f"{card_path}: --backend {backend} chooses how an EDM checkpoint's network runs; this "
-                         f"card's network is {denoiser.backend} (use --backend auto)")
-    d = card["diffusion"]
+    if kind == "edm-checkpoint":
+        try:
+            denoiser = load_checkpoint(target)
+        except CheckpointError as exc:
+            raise InputError(f"{card_path}: {exc}") from exc
+        try:
+            denoiser.use_backend(backend)
+        except ValueError as exc:  # unknown, not built here, or no device for it
+            raise InputError(f"--backend {backend}: {exc}") from exc
+    else:
+        denoiser = _outside_denoiser(card_path, card, target, entry)
+        if backend != "auto" and not (kind == "onnx" and backend == "onnx"):
+            raise InputError(f"{card_path}: --backend {backend} chooses how an EDM checkpoint's network runs; this "
+                             f"card's network is {denoiser.backend} (use --backend auto)")
     c = denoiser.config
-    if (d["timesteps"], d["schedule"]) != (c.diffusion_steps, c.diffusion_noise_schedule):
-        raise InputError(f"{card_path}: card says T={d['timesteps']} {d['schedule']}, the model has "
-                         f"T={c.diffusion_steps} {c.diffusion_noise_schedule}")
-    denoiser.card = card
-    return denoiser
+    fields = card_schedule(card, str(card_path))
+    mine = {k: getattr(c, k) for k in fields}
+    if (fields["diffusion_steps"], fields["diffusion_noise_schedule"], fields["diffusion_alpha2"]) != (
+            mine["diffusion_steps"], mine["diffusion_noise_schedule"], mine["diffusion_alpha2"]):
+        raise InputError(f"{card_path}: card says T={fields['diffusion_steps']} {fields['diffusion_noise_schedule']}, "
+                         f"the model has T={c.diffusion_steps} {c.diffusion_noise_schedule}"
+                         + (" (its tables differ)" if fields["diffusion_noise_schedule"] == "tabulated" else ""))
+    denoiser.time_predictor = _time_predictor(card_path, card, allow_outside, entry)
+    sampler = SamplerSettings.from_card(card)
+    if any(isinstance(n, str) for n in sampler.start_steps) and denoiser.time_predictor is None:
+        raise InputError(f"{card_path}: relaxation.n_steps has 'auto', which needs a time-step predictor "
+                         "(model.time_predictor)")
+    return LoadedDenoiser(card["key"], card, str(card_path), denoiser, sampler)
 
 
-def load_denoisers(paths: Sequence[str | Path], trust_code: bool = False, backend: str = "auto") -> dict[str, Any]:
+def load_denoisers(paths: Sequence[str | Path], trust_code: bool = False, backend: str = "auto"
+                   ) -> dict[str, LoadedDenoiser]:
     """The denoisers of the cards, keyed by card key (a checkpoint series keeps its
     order), each on ``backend``; two cards with one key are refused, as their rows
     would merge."""
-    denoisers: dict[str, Any] = {}
+    denoisers: dict[str, LoadedDenoiser] = {}
     for path in paths:
         denoiser = load_denoiser(path, trust_code=trust_code, backend=backend)
-        key = denoiser.card["key"]
-        if key in denoisers:
-            raise InputError(f"{path}: card key {key!r} is used by another card of this run")
-        denoisers[key] = denoiser
+        if denoiser.key in denoisers:
+            raise InputError(f"{path}: card key {denoiser.key!r} is used by another card of this run")
+        denoisers[denoiser.key] = denoiser
     return denoisers
 
 

@@ -117,7 +117,9 @@ def run_cmd(
         help="The shipped checkpoint, with the study's sampler (bench.cards.DEFAULT_CARD) and the deterministic one "
              "(card-deterministic.yml beside it). Default: included unless --denoiser cards are given.")] = None,
     n_steps: Annotated[Optional[str], typer.Option(
-        help="Comma-separated start steps n for every denoiser (default: each card's relaxation.n_steps).")] = None,
+        help="Comma-separated start steps n for every denoiser, or auto (a time-step predictor's n per molecule, "
+             "MoreRed's ITP and AS modes; auto-itp or auto-as for one). Default: each card's relaxation.n_steps.")
+    ] = None,
     evaluations: Annotated[Optional[str], typer.Option(
         help="Comma-separated k: also run each start step n in k strided network steps (DDIM's stride; k >= n is "
              "every step). Default: each card's relaxation.evaluations, else every step.")] = None,
@@ -150,7 +152,7 @@ def run_cmd(
                            **({} if tasks is None else {"tasks": _names(tasks)}),
                            methods=_names(methods), fmax_ev_ang=fmax,
                            denoisers=tuple(str(p) for p in cards),
-                           n_steps=_ints(n_steps, "--n-steps"), evaluations=_ints(evaluations, "--evaluations"),
+                           n_steps=_start_steps(n_steps), evaluations=_ints(evaluations, "--evaluations"),
                            workers=workers or os.cpu_count() or 1, dask=dask,
                            denoiser_seeds=_ints(seeds, "--seeds") or (), trust_code=trust_code, backend=backend)
     out = out or Path("runs") / f"{Path(dataset).name}-{split}-{oracle}"
@@ -203,6 +205,8 @@ def train_cmd(
     max_molecules: Annotated[Optional[int], typer.Option(help="Use only the first N training molecules.")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
+    position_only: Annotated[bool, typer.Option(
+        help="Diffuse positions only, atom types given (the MoreRed kind; our extension).")] = False,
 ) -> None:
     """Train an EDM denoiser on a dataset's ground states (original defaults; resumable)."""
     from bench.cards import card_for_checkpoint, write_card
@@ -214,7 +218,7 @@ def train_cmd(
         settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
                                  ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
                                  seed=seed)
-        config = EDMConfig(nf=nf, n_layers=n_layers)
+        config = EDMConfig(nf=nf, n_layers=n_layers, position_only=position_only)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     train = load_dataset(dataset, "train")
@@ -239,6 +243,53 @@ def train_cmd(
 
     trainer.fit(on_epoch=on_epoch)
     typer.echo(f"checkpoints and cards in {out}/epoch_*")
+
+
+@app.command("train-time-predictor")
+def train_time_predictor_cmd(
+    out: Annotated[Path, typer.Option(help="Output file (.onnx, the 'time' signature); a .json record beside it.")],
+    dataset: Annotated[str, typer.Option(help="Shipped set or built folder (its ground states are noised).")] = "qm9-xtb",
+    schedule: Annotated[str, typer.Option(help="The denoiser's noise schedule (polynomial_<p> or cosine).")]
+    = "polynomial_2",
+    timesteps: Annotated[int, typer.Option(help="The denoiser's T.")] = 1000,
+    precision: Annotated[float, typer.Option(help="The schedule's precision s.")] = 1e-5,
+    t_range: Annotated[float, typer.Option(help="Largest t trained on (t_range T is the largest start step).")] = 0.1,
+    epochs: Annotated[int, typer.Option(help="Epochs.")] = 10,
+    hidden: Annotated[int, typer.Option(help="Hidden size.")] = 64,
+    n_layers: Annotated[int, typer.Option(help="Interaction layers.")] = 3,
+    max_molecules: Annotated[Optional[int], typer.Option(help="Use only the first N training molecules.")] = None,
+    threads: Annotated[Optional[int], typer.Option(help="CPU threads for torch (default: torch's choice).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
+) -> None:
+    """Train a time-step predictor (how noisy a structure looks, for `--n-steps auto`)
+    on a dataset's ground states noised with a denoiser's schedule."""
+    import torch
+
+    from bench.data import load_dataset, read_manifest
+    from bench.data.dataset import write_json_atomic
+    from edm_core.schedule import alpha2_table
+    from edm_core.time_predictor import PredictorConfig, PredictorTraining, export_onnx, train_time_predictor
+
+    try:
+        alpha2 = alpha2_table(timesteps, precision, schedule)
+        config = PredictorConfig(hidden=hidden, n_layers=n_layers, t_range=t_range)
+        settings = PredictorTraining(epochs=epochs, seed=seed)
+        if not 0 < t_range <= 1 or epochs < 1:
+            raise ValueError("need 0 < t_range <= 1 and epochs >= 1")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    if threads is not None:
+        torch.set_num_threads(threads)
+    train = [(r.numbers, r.ground_positions) for r in load_dataset(dataset, "train")[:max_molecules]]
+    valid = [(r.numbers, r.ground_positions) for r in load_dataset(dataset, "valid")]
+    predictor, record = train_time_predictor(train, valid, alpha2, config, settings)
+    record |= {"dataset": str(dataset), "content_sha256": read_manifest(dataset)["splits"]["train"]["content_sha256"],
+               "schedule": {"name": schedule, "timesteps": timesteps, "precision": precision},
+               "threads": torch.get_num_threads()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export_onnx(predictor, out, record)
+    write_json_atomic(out.with_suffix(".json"), record)
+    typer.echo(json.dumps({k: v for k, v in record.items() if k != "history"}))
 
 
 @app.command("leaderboard")
@@ -354,6 +405,20 @@ def _ints(text: Optional[str], option: str = "") -> Optional[tuple[int, ...]]:
         return tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
         raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from exc
+
+
+def _start_steps(text: Optional[str]) -> Optional[tuple[int | str, ...]]:
+    """``--n-steps``: integers and ``auto`` / ``auto-itp`` / ``auto-as``."""
+    if text is None:
+        return None
+    from bench.cards import AUTO_MODES
+
+    words = [v.strip() for v in text.split(",") if v.strip()]
+    try:
+        return tuple(v if v in ("auto", *AUTO_MODES) else int(v) for v in words)
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected comma-separated integers or auto, auto-itp, auto-as, got {text!r}",
+                                 param_hint="--n-steps") from exc
 
 
 #: ``--backend`` of every command that runs denoisers.

@@ -16,7 +16,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from bench import metrics, registry
 from bench.artifacts import begin_run_folder, end_run_folder, write_table
 from bench.baselines import CEILING_SIGMA_ANG, resolve_baseline
-from bench.cards import load_denoisers
+from bench.cards import AUTO_MODES, LoadedDenoiser, SamplerSettings, load_denoisers
 from bench.columns import Col
 from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
 from bench.errors import InputError
@@ -68,8 +68,9 @@ class RunSettings:
     oracle_settings: dict[str, Any] = field(default_factory=dict)
     methods: tuple[str, ...] = ("mmff", "uff", "etkdg", "ceiling")
     denoisers: tuple[str, ...] = ()
-    #: Start steps n for every denoiser; None: each card's ``relaxation.n_steps``.
-    n_steps: tuple[int, ...] | None = None
+    #: Start steps n for every denoiser (ints, ``auto``, ``auto-itp``, ``auto-as``);
+    #: None: each card's ``relaxation.n_steps``.
+    n_steps: tuple[int | str, ...] | None = None
     #: Strided samplers: the way n -> 0 in k network steps, for each k (and every step
     #: where k >= n); None: each card's ``relaxation.evaluations`` (default every step).
     evaluations: tuple[int, ...] | None = None
@@ -95,8 +96,9 @@ class RunSettings:
             resolve_baseline(m, self.oracle)
         if self.evaluations is not None and (not self.evaluations or min(self.evaluations) < 1):
             raise InputError(f"--evaluations must be integers >= 1, got {self.evaluations}")
-        if self.n_steps is not None and (not self.n_steps or any(n < 1 for n in self.n_steps)):
-            raise InputError(f"--n-steps must be integers >= 1, got {self.n_steps}")
+        if self.n_steps is not None and (not self.n_steps or any(
+                n not in ("auto", *AUTO_MODES) if isinstance(n, str) else n < 1 for n in self.n_steps)):
+            raise InputError(f"--n-steps must be integers >= 1 or auto, auto-itp, auto-as, got {self.n_steps}")
         registry.run_tasks(self.tasks)
         if self.max_atoms is not None and self.max_atoms < 1:
             raise InputError(f"--max-atoms must be >= 1, got {self.max_atoms}")
@@ -151,31 +153,49 @@ def run(settings: RunSettings, out_dir: Path, store_path: Path | None = None) ->
     return summary
 
 
-def strided_plan(start_steps: list[int], evaluations: list[int | None]) -> list[tuple[int, int | None]]:
+def strided_plan(start_steps: Sequence[int | str], evaluations: Sequence[int | None]
+                 ) -> list[tuple[int | str, int | None]]:
     """(n, k) of each denoiser row: k strided network steps from n, None for every step
-    (a k >= n is every step); each pair once, in the order given."""
-    pairs = [(n, k if k is not None and k < n else None) for n in start_steps for k in evaluations]
+    (a k >= n is every step; a learned start takes every step); each pair once, in order."""
+    pairs = [(n, k if k is not None and not isinstance(n, str) and k < n else None)
+             for n in start_steps for k in evaluations]
     return list(dict.fromkeys(pairs))
 
 
-def denoiser_plan(denoiser: Any, settings: RunSettings) -> dict[str, Any]:
-    """How a run uses one denoiser: start steps (the card's unless ``--n-steps``),
-    seeds (one for a deterministic sampler) and the sampler settings."""
-    relax = denoiser.card["relaxation"]
-    noise_scale = float(relax.get("noise_scale", 1.0))
-    return {"start_steps": list(settings.n_steps or relax["n_steps"]),
-            "start_steps_from": "--n-steps" if settings.n_steps else "card relaxation.n_steps",
-            "evaluations": list(settings.evaluations or relax.get("evaluations") or [None]),
-            "seeds": list(settings.denoiser_seeds if noise_scale > 0 else settings.denoiser_seeds[:1]),
-            "stochastic": noise_scale > 0, "noise_scale": noise_scale,
-            "add_noise": bool(relax.get("add_noise", False))}
+def denoiser_plan(denoiser: LoadedDenoiser, settings: RunSettings) -> LoadedDenoiser:
+    """The denoiser with the run's sampler settings (``--n-steps``, ``--evaluations``
+    over its card's); learned starts given by ``--n-steps`` are left out for a denoiser
+    without a time-step predictor (the manifest says so)."""
+    plan = denoiser.with_sampler(settings.n_steps, settings.evaluations)
+    if not denoiser.model.capabilities.auto_start:
+        kept = tuple(n for n in plan.sampler.start_steps if not isinstance(n, str))
+        if not kept:
+            raise InputError(f"{denoiser.card_path}: --n-steps asks only for learned start steps, and this denoiser "
+                             "has no time-step predictor")
+        plan = replace(plan, sampler=replace(plan.sampler, start_steps=kept))
+    return plan
+
+
+def plan_manifest(denoiser: LoadedDenoiser, settings: RunSettings) -> dict[str, Any]:
+    """What the manifest records of how a run used one denoiser."""
+    from edm_core.backends import describe as describe_backend
+
+    sampler = denoiser.sampler
+    asked = SamplerSettings.from_card(denoiser.card, settings.n_steps, settings.evaluations).start_steps
+    return {"card_path": denoiser.card_path, "card": denoiser.card, "backend": denoiser.backend,
+            "backend_details": describe_backend(denoiser.backend), "start_steps": list(sampler.start_steps),
+            "start_steps_from": sampler.start_steps_from,
+            "start_steps_left_out": {str(n): "no time-step predictor" for n in asked if n not in sampler.start_steps},
+            "evaluations": list(sampler.evaluations),
+            "seeds": list(settings.denoiser_seeds if sampler.stochastic else settings.denoiser_seeds[:1]),
+            "stochastic": sampler.stochastic, "noise_scale": sampler.noise_scale, "add_noise": sampler.add_noise,
+            "max_steps": sampler.max_steps, "capabilities": asdict(denoiser.model.capabilities)}
 
 
 def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: float) -> dict[str, Any]:
-    from edm_core.backends import describe as describe_backend
-
-    denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
-    plans = {key: denoiser_plan(d, settings) for key, d in denoisers.items()}
+    denoisers = {key: denoiser_plan(d, settings) for key, d in
+                 load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend).items()}
+    plans = {key: plan_manifest(d, settings) for key, d in denoisers.items()}
     dataset_manifest = read_manifest(settings.dataset)
     # The dataset's ground states are minima of its own oracle; under another
     # level of theory the reference is that oracle's minimum, relaxed from them.
@@ -194,9 +214,7 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
     manifest = make_manifest({
         "run": run_settings,
         "benchmark": {**benchmark, "label": benchmark_label(benchmark)},
-        "denoisers": {key: {"card_path": path, "card": d.card, "backend": d.backend,
-                            "backend_details": describe_backend(d.backend), **plans[key]}
-                      for (key, d), path in zip(denoisers.items(), settings.denoisers)},
+        "denoisers": plans,
         "dataset": {"name": settings.dataset, "split": settings.split, "content_sha256": content, "ids": ids},
         "oracle": described,
         "ground_state": ("the dataset's ground geometry, single point" if ground_fmax is None else
@@ -226,11 +244,11 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
                                        leave=False):
         plan = plans[key]
         name = f"{key}/n={n}" + (f"/k={k}" if k else "")
-        keep = keep_paths and index == 0 and n == max(plan["start_steps"]) and k is None  # first seed, largest n
+        fixed = [m for m in plan["start_steps"] if not isinstance(m, str)]
+        keep = keep_paths and index == 0 and fixed and n == max(fixed) and k is None  # first seed, largest n
         seed_key = seed if plan["stochastic"] else None
-        context.starts[(name, seed_key)], paths = denoiser_starts(
-            records, denoiser=denoisers[key], n_steps=n, seed=seed, keep_path=keep, noise_scale=plan["noise_scale"],
-            add_noise=plan["add_noise"], evaluations=k)
+        context.starts[(name, seed_key)], paths = denoiser_starts(records, denoisers[key], n, seed=seed,
+                                                                  keep_path=bool(keep), evaluations=k)
         if keep:
             context.paths[(name, seed_key)] = paths
     tables: dict[str, pd.DataFrame] = {}
@@ -327,7 +345,7 @@ def checkpoint_series(headline: pd.DataFrame, denoisers: dict[str, dict]) -> pd.
     rows = []
     table = headline.set_index(Col.METHOD)
     for key, entry in denoisers.items():
-        for n in entry["start_steps"]:
+        for n in (m for m in entry["start_steps"] if not isinstance(m, str)):  # learned starts have no fixed n
             name = f"{key}/n={n}"
             row = {"denoiser": key, "epoch": entry["card"]["training"].get("epochs"), Col.START_STEP: n,
                    "sampler": "ancestral" if entry["stochastic"] else "deterministic"}

@@ -16,14 +16,21 @@ Reverse step s+1 -> s (EDM eq. 8-9, epsilon parametrisation)::
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from edm_core.dynamics import EGNNDynamics, remove_mean
 from edm_core.schedule import PredefinedNoiseSchedule
+
+
+#: A diffusion step: one for the whole batch, or a (B,) integer tensor, one per molecule.
+Step = Union[int, torch.Tensor]
 
 
 def strided_steps(start_step: int, k: int) -> list[int]:
@@ -112,20 +119,41 @@ class EnVariationalDiffusion(nn.Module):
 
     def __init__(self, dynamics: EGNNDynamics, n_atom_types: int, include_charges: bool, timesteps: int = 1000,
                  precision: float = 1e-5, noise_schedule: str = "polynomial_2",
-                 norm_values: tuple[float, float, float] = (1.0, 4.0, 10.0)) -> None:
+                 norm_values: tuple[float, float, float] = (1.0, 4.0, 10.0),
+                 schedule_table: Sequence[float] | None = None, position_only: bool = False) -> None:
         super().__init__()
         self.dynamics = dynamics
-        self.gamma = PredefinedNoiseSchedule(timesteps, precision, noise_schedule)
+        self.gamma = PredefinedNoiseSchedule(timesteps, precision, noise_schedule,
+                                             None if schedule_table is None else np.asarray(schedule_table))
         self.register_buffer("buffer", torch.zeros(1))
         self.n_atom_types = n_atom_types
         self.include_charges = include_charges
         self.T = timesteps
         self.norm_values = tuple(float(v) for v in norm_values)
+        self.position_only = position_only
 
     @property
     def n_features(self) -> int:
         """K + c, the non-position columns of z."""
         return self.n_atom_types + int(self.include_charges)
+
+    @property
+    def n_diffused(self) -> int:
+        """The columns of z that are noised and denoised: 3 for a position-only model."""
+        return 3 if self.position_only else 3 + self.n_features
+
+    def sample_noise(self, noise: Noise, node_mask: torch.Tensor) -> torch.Tensor:
+        """A draw of ``noise`` for z; zero on the feature block of a position-only model."""
+        eps = noise.sample(node_mask, self.n_features)
+        if self.position_only:
+            eps = torch.cat([eps[..., :3], torch.zeros_like(eps[..., 3:])], dim=-1)
+        return eps
+
+    def molecule_errors(self, eps: torch.Tensor, eps_hat: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+        """(B,) squared error of the noise prediction over the diffused columns, per
+        column and atom slot (EDM's normalisation by the padded size N)."""
+        d = self.n_diffused
+        return ((eps - eps_hat)[..., :d] ** 2).sum(dim=(1, 2)) / (d * node_mask.shape[1])
 
     # -- normalisation -------------------------------------------------------------------
     def normalize(self, x: torch.Tensor, one_hot: torch.Tensor, charges: torch.Tensor | None,
@@ -158,16 +186,18 @@ class EnVariationalDiffusion(nn.Module):
         network = self.__dict__.get("inference_network") or self.dynamics
         return check_finite(network(z, t, node_mask), node_mask, getattr(network, "description", "the network"))
 
-    def _times(self, s: int, t: int, b: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        t_s = torch.full((b, 1), s / self.T, dtype=like.dtype, device=like.device)
-        return t_s, torch.full((b, 1), t / self.T, dtype=like.dtype, device=like.device)
+    def _time(self, step: Step, b: int, like: torch.Tensor) -> torch.Tensor:
+        """(B, 1) times step / T of one step for all molecules or one per molecule."""
+        step = torch.as_tensor(step, device=like.device)
+        return (step.to(like.dtype) / self.T).reshape(-1, 1).expand(b, 1)
 
-    def reverse_step(self, z_t: torch.Tensor, s: int, node_mask: torch.Tensor, noise: Noise, t: int | None = None
+    def reverse_step(self, z_t: torch.Tensor, s: Step, node_mask: torch.Tensor, noise: Noise, t: Step | None = None
                      ) -> torch.Tensor:
         """One ancestral step from time t/T (default (s+1)/T) to s/T: z_s drawn from
-        q(z_s | z_t, x = x_hat), which holds for any s < t (a strided step)."""
+        q(z_s | z_t, x = x_hat), which holds for any s < t (a strided step). ``s``
+        and ``t`` are ints or (B,) integer tensors (a step per molecule)."""
         b = z_t.shape[0]
-        t_s, t_t = self._times(s, s + 1 if t is None else t, b, z_t)
+        t_s, t_t = self._time(s, b, z_t), self._time(s + 1 if t is None else t, b, z_t)
         gamma_s, gamma_t = self.gamma(t_s)[:, :, None], self.gamma(t_t)[:, :, None]
         sigma2_ts = -torch.expm1(F.softplus(gamma_s) - F.softplus(gamma_t))
         alpha_ts = torch.exp(0.5 * (F.logsigmoid(-gamma_t) - F.logsigmoid(-gamma_s)))
@@ -175,8 +205,9 @@ class EnVariationalDiffusion(nn.Module):
         eps_hat = self.predict_noise(z_t, t_t, node_mask)
         mu = z_t / alpha_ts - (sigma2_ts / alpha_ts / sigma_t) * eps_hat
         std = torch.sqrt(sigma2_ts) * sigma_s / sigma_t
-        z_s = mu + std * noise.sample(node_mask, self.n_features)
-        return torch.cat([remove_mean(z_s[..., :3], node_mask), z_s[..., 3:] * node_mask], dim=-1)
+        z_s = mu + std * self.sample_noise(noise, node_mask)
+        features = z_t[..., 3:] if self.position_only else z_s[..., 3:]  # given types are never denoised
+        return torch.cat([remove_mean(z_s[..., :3], node_mask), features * node_mask], dim=-1)
 
     def final_positions(self, z0: torch.Tensor, node_mask: torch.Tensor, noise: Noise) -> torch.Tensor:
         """p(x | z_0): the last, noisy decode of positions (B, N, 3), Angstrom, centred."""
@@ -185,7 +216,7 @@ class EnVariationalDiffusion(nn.Module):
         gamma_0 = self.gamma(t0)[:, :, None]
         eps_hat = self.predict_noise(z0, t0, node_mask)
         mean = (z0 - self.sigma(gamma_0) * eps_hat) / self.alpha(gamma_0)
-        xh = mean + torch.exp(0.5 * gamma_0) * noise.sample(node_mask, self.n_features)
+        xh = mean + torch.exp(0.5 * gamma_0) * self.sample_noise(noise, node_mask)
         return remove_mean(self.unnormalize_positions(xh, node_mask), node_mask)
 
     def decode_types(self, z0: torch.Tensor, node_mask: torch.Tensor, compat: bool = False
@@ -227,13 +258,48 @@ class EnVariationalDiffusion(nn.Module):
             path.append(x)
         return x, z, path
 
+    def sample_adaptive(self, z: torch.Tensor, start: torch.Tensor, node_mask: torch.Tensor, noise: Noise,
+                        max_steps: int, predict_step: Callable[[torch.Tensor], torch.Tensor] | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reverse steps with a start step per molecule, one step at a time, then the
+        final decode: MoreRed's two modes (Kahouli et al. 2024).
+
+        Without ``predict_step`` (ITP), molecule i counts down from ``start[i]``.
+        With it (AS), the step of every molecule still running is read again from
+        its current latent before each step after the first. A molecule stops when
+        its step reaches 0, or after ``max_steps`` steps; stopped molecules are left
+        as they are while the others go on.
+
+        Returns
+        -------
+        positions : (B, N, 3) Angstrom, centred
+        z0 : the last latent (for decoding types)
+        steps : (B,) reverse steps each molecule took (the final decode not counted)
+        """
+        current = start.to(z.device).long().clamp(0, self.T)
+        steps = torch.zeros_like(current)
+        for _ in range(max_steps):
+            active = current > 0
+            if not active.any():
+                break
+            z_next = self.reverse_step(z, (current - 1).clamp(min=0), node_mask, noise, current.clamp(min=1))
+            z = torch.where(active[:, None, None], z_next, z)
+            steps += active.long()
+            current = torch.where(active, current - 1, current)
+            if predict_step is not None:
+                current = torch.where(current > 0, predict_step(z).long().clamp(0, self.T), current)
+        return self.final_positions(z, node_mask, noise), z, steps
+
     # -- training --------------------------------------------------------------------------
     def noised(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor, noise: Noise
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_t, eps) with z_t = alpha_t z + sigma_t eps; ``t`` (B, 1)."""
         gamma_t = self.gamma(t)[:, :, None]
-        eps = noise.sample(node_mask, self.n_features)
-        return self.alpha(gamma_t) * z + self.sigma(gamma_t) * eps, eps
+        eps = self.sample_noise(noise, node_mask)
+        z_t = self.alpha(gamma_t) * z + self.sigma(gamma_t) * eps
+        if self.position_only:
+            z_t = torch.cat([z_t[..., :3], z[..., 3:]], dim=-1)
+        return z_t, eps
 
     def l2_loss(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise,
                 t_max: float = 1.0) -> torch.Tensor:
@@ -243,9 +309,7 @@ class EnVariationalDiffusion(nn.Module):
         (train only on the low-noise, relaxation part of the schedule).
         """
         eps, eps_hat = self.denoising_pair(z, node_mask, noise, t_max)
-        n = node_mask.shape[1]
-        error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + self.n_features) * n)
-        return 0.5 * error.mean()
+        return 0.5 * self.molecule_errors(eps, eps_hat, node_mask).mean()
 
     def denoising_pair(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise, t_max: float = 1.0
                        ) -> tuple[torch.Tensor, torch.Tensor]:

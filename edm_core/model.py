@@ -22,6 +22,8 @@ from edm_core.dataset_info import DATASET_INFO, atomic_numbers_of
 from edm_core.diffusion import EnVariationalDiffusion, NetworkOutputError, Noise
 from edm_core.dynamics import EGNNDynamics, remove_mean
 from edm_core.geometry import coincident_atoms_message
+from edm_core.protocol import AUTO_MODES, Capabilities
+from edm_core.schedule import alpha2_table
 
 
 class ModelInputError(ValueError):
@@ -53,6 +55,11 @@ class EDMConfig:
     diffusion_steps: int = 1000
     diffusion_noise_schedule: str = "polynomial_2"
     diffusion_noise_precision: float = 1e-5
+    #: alpha^2 per step (T + 1 values) of a ``"tabulated"`` schedule (our extension)
+    diffusion_alpha2: tuple[float, ...] | None = None
+    #: Diffuse positions only; atom types and charges are given, never noised (our
+    #: extension: the MoreRed kind of denoiser, Kahouli et al. 2024)
+    position_only: bool = False
     normalize_factors: tuple[float, float, float] = (1.0, 4.0, 10.0)
     max_n_nodes: int = DATASET_INFO["qm9"]["max_n_nodes"]
     n_nodes_histogram: dict[int, int] = field(default_factory=lambda: dict(DATASET_INFO["qm9"]["n_nodes_histogram"]))
@@ -66,6 +73,8 @@ class EDMConfig:
             raise ValueError("nf, n_layers and inv_sublayers must be >= 1")
         if not 1 <= self.diffusion_steps <= MAX_DIFFUSION_STEPS:  # the noise table has T + 1 entries
             raise ValueError(f"diffusion_steps must be in 1..{MAX_DIFFUSION_STEPS}, got {self.diffusion_steps}")
+        alpha2_table(self.diffusion_steps, self.diffusion_noise_precision, self.diffusion_noise_schedule,
+                     self.diffusion_alpha2)  # a usable schedule, or ValueError now rather than at build time
 
     @property
     def atomic_numbers(self) -> tuple[int, ...]:
@@ -83,8 +92,8 @@ class EDMConfig:
         if unknown:
             raise ValueError(f"unknown EDM config keys {unknown}")
         d = dict(d)
-        for key in ("atom_decoder", "normalize_factors"):
-            if key in d:
+        for key in ("atom_decoder", "normalize_factors", "diffusion_alpha2"):
+            if d.get(key) is not None:
                 d[key] = tuple(d[key])
         if "n_nodes_histogram" in d:
             d["n_nodes_histogram"] = {int(k): int(v) for k, v in d["n_nodes_histogram"].items()}
@@ -102,7 +111,7 @@ def build_model(config: EDMConfig) -> EnVariationalDiffusion:
     )
     return EnVariationalDiffusion(dynamics, k, config.include_charges, config.diffusion_steps,
                                   config.diffusion_noise_precision, config.diffusion_noise_schedule,
-                                  config.normalize_factors)
+                                  config.normalize_factors, config.diffusion_alpha2, config.position_only)
 
 
 @dataclass
@@ -115,12 +124,18 @@ class RelaxOutput:
     decoded_numbers : list of (n_atoms,) arrays, the model's own decoded elements
     n_type_disagreements : (n_molecules,) int array, atoms whose decoded element
         differs from the input's
+    start_steps : (n_molecules,) int array, the step each molecule started from
+        (the time-step predictor's first reading for ``auto``)
+    network_evaluations : (n_molecules,) int array, the network's evaluations
+        per molecule (reverse steps and the final decode)
     """
 
     positions: list[np.ndarray]
     paths: list[np.ndarray] | None
     decoded_numbers: list[np.ndarray]
     n_type_disagreements: np.ndarray
+    start_steps: np.ndarray | None = None
+    network_evaluations: np.ndarray | None = None
 
 
 def as_numbers_positions(molecule: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -133,28 +148,55 @@ def as_numbers_positions(molecule: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(molecule.numbers), np.asarray(molecule.positions, dtype=float)
 
 
+def checked_output(out: Any, shape: tuple[int, ...], like: torch.Tensor, description: str, what: str
+                   ) -> torch.Tensor:
+    """An outside network's output as a tensor like ``like``, or :class:`NetworkOutputError`
+    when it is not a floating array of ``shape`` (``what`` says what was expected)."""
+    if not isinstance(out, torch.Tensor):
+        try:
+            out = torch.as_tensor(np.asarray(out))
+        except (TypeError, ValueError) as exc:
+            raise NetworkOutputError(f"{description}: output is not an array ({type(out).__name__})") from exc
+    if tuple(out.shape) != tuple(shape):
+        raise NetworkOutputError(f"{description}: output has shape {tuple(out.shape)}, expected {tuple(shape)} "
+                                 f"({what})")
+    if not out.is_floating_point():
+        raise NetworkOutputError(f"{description}: output has dtype {out.dtype}, expected a float")
+    return out.to(like.dtype).to(like.device)
+
+
 class CheckedNetwork:
-    """An outside network checked at the boundary: its output must be a floating
-    tensor of the input's shape (a violation raises :class:`NetworkOutputError`);
-    finiteness is checked for every backend by the sampler."""
+    """An outside network ``network(z, t, node_mask)`` checked at the boundary: its
+    output must be a floating tensor of the input's shape (a violation raises
+    :class:`NetworkOutputError`); finiteness is checked for every backend by the sampler."""
 
     def __init__(self, network: Any, description: str) -> None:
         self.network, self.description = network, description
 
     def __call__(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
-        out = self.network(z, t, node_mask)
-        if not isinstance(out, torch.Tensor):
-            try:
-                out = torch.as_tensor(np.asarray(out))
-            except (TypeError, ValueError) as exc:
-                raise NetworkOutputError(f"{self.description}: output is not an array ({type(out).__name__})"
-                                         ) from exc
-        if tuple(out.shape) != tuple(z.shape):
-            raise NetworkOutputError(f"{self.description}: output has shape {tuple(out.shape)}, expected "
-                                     f"{tuple(z.shape)} (the noise on z: batch, atoms, 3 + K + c)")
-        if not out.is_floating_point():
-            raise NetworkOutputError(f"{self.description}: output has dtype {out.dtype}, expected a float")
-        return out.to(z.dtype).to(z.device)
+        return checked_output(self.network(z, t, node_mask), z.shape, z, self.description,
+                              "the noise on z: batch, atoms, 3 + K + c")
+
+
+class PositionOnlyNetwork:
+    """A position-only network ``network(positions, numbers, node_mask, t) -> eps``
+    (positions in Angstrom, centred; atomic numbers, 0 on padding) seen as an EDM
+    network on z: the atomic numbers are read from z's one-hot block, and the
+    feature block of the output is zero (a position-only model never denoises types).
+    """
+
+    def __init__(self, network: Any, atomic_numbers: Sequence[int], description: str) -> None:
+        self.network, self.description = network, description
+        self.decoder = torch.as_tensor(list(atomic_numbers), dtype=torch.long)
+
+    def __call__(self, z: torch.Tensor, t: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
+        k = len(self.decoder)
+        numbers = self.decoder.to(z.device)[torch.argmax(z[..., 3:3 + k], dim=-1)] * node_mask[..., 0].long()
+        b, n, _ = z.shape
+        t = torch.as_tensor(t, dtype=z.dtype, device=z.device).reshape(-1, 1).expand(b, 1)
+        eps = checked_output(self.network(z[..., :3], numbers, node_mask, t), (b, n, 3), z, self.description,
+                             "the noise on positions: batch, atoms, 3")
+        return torch.cat([eps, torch.zeros_like(z[..., 3:])], dim=-1)
 
 
 class _NoTorchNetwork(nn.Module):
@@ -185,6 +227,9 @@ class EDMDenoiser(nn.Module):
         self.model = model or build_model(config)
         self._type_index = {z: i for i, z in enumerate(config.atomic_numbers)}
         self.backend = "torch"
+        #: Optional: (positions (B, N, 3) Angstrom, numbers (B, N), node_mask) -> t (B, 1)
+        #: in [0, 1], how noisy a structure looks (:mod:`edm_core.time_predictor`).
+        self.time_predictor: Any = None
 
     # -- the original's interface ----------------------------------------------------------
     def gamma(self, t: torch.Tensor | float) -> torch.Tensor:
@@ -202,14 +247,17 @@ class EDMDenoiser(nn.Module):
 
     @classmethod
     def from_network(cls, config: EDMConfig, network: Any, description: str) -> "EDMDenoiser":
-        """A denoiser whose network is an outside callable ``network(z, t, node_mask)``
-        (an ONNX session, a Python entry point): the sampler, schedule and
-        normalisation are ours, the weights are not. Its outputs are checked
-        (:class:`CheckedNetwork`). Gradient-enabled calls are refused (there is no
-        torch network to differentiate)."""
+        """A denoiser whose network is an outside callable: ``network(z, t, node_mask)``
+        (the ``edm`` signature), or for a ``position_only`` config ``network(positions,
+        numbers, node_mask, t)`` (the ``positions`` signature); an ONNX session or a
+        Python entry point. The sampler, schedule and normalisation are ours, the
+        weights are not. Its outputs are checked (:func:`checked_output`).
+        Gradient-enabled calls are refused (there is no torch network to differentiate)."""
         denoiser = cls(config)
         denoiser.model.dynamics = _NoTorchNetwork(description)
-        denoiser.model.__dict__["inference_network"] = CheckedNetwork(network, description)
+        wrapped = (PositionOnlyNetwork(network, config.atomic_numbers, description) if config.position_only
+                   else CheckedNetwork(network, description))
+        denoiser.model.__dict__["inference_network"] = wrapped
         denoiser.backend = description
         return denoiser
 
@@ -236,6 +284,19 @@ class EDMDenoiser(nn.Module):
     @property
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def position_scale(self) -> float:
+        """Latent positions times this are Angstrom (EDM's normalisation of x, 1)."""
+        return self.model.norm_values[0]
+
+    def gamma_table(self) -> np.ndarray:
+        """The schedule's (T + 1,) gamma table, float64 (:mod:`edm_core.schedule`)."""
+        from edm_core.schedule import gamma_table
+
+        c = self.config
+        return gamma_table(c.diffusion_steps, c.diffusion_noise_precision, c.diffusion_noise_schedule,
+                           None if c.diffusion_alpha2 is None else np.asarray(c.diffusion_alpha2))
 
     # -- batching ------------------------------------------------------------------------
     def check(self, numbers: np.ndarray, positions: np.ndarray, name: str) -> None:
@@ -289,10 +350,31 @@ class EDMDenoiser(nn.Module):
         return self.model.buffer.device
 
     # -- operations ----------------------------------------------------------------------
+    @property
+    def capabilities(self) -> Capabilities:
+        """What this denoiser can do (a position-only model cannot generate: it is given
+        the atom types; ``auto`` start steps need a time-step predictor)."""
+        return Capabilities(relax=True, repeat_step=True, generate=not self.config.position_only,
+                            auto_start=self.time_predictor is not None)
+
+    def predict_steps(self, positions: torch.Tensor, numbers: torch.Tensor, node_mask: torch.Tensor
+                      ) -> torch.Tensor:
+        """(B,) start steps round(t_hat T) that the time-step predictor reads from
+        centred positions (Angstrom); a non-finite reading is a :class:`NetworkOutputError`."""
+        if self.time_predictor is None:
+            raise ValueError("this denoiser has no time-step predictor: 'auto' start steps need one")
+        t = self.time_predictor(positions.float(), numbers, node_mask.float())
+        t = torch.as_tensor(t).reshape(-1).to(positions.dtype)
+        if t.shape[0] != positions.shape[0] or not torch.isfinite(t).all():
+            raise NetworkOutputError(f"time-step predictor: expected {positions.shape[0]} finite times, got "
+                                     f"shape {tuple(t.shape)}")
+        return torch.round(t.clamp(0, 1) * self.model.T).long()
+
     @torch.no_grad()
-    def relax(self, molecules: Sequence[Any], n_steps: int, *, add_noise: bool = False, keep_path: bool = False,
-              seed: int | None = 0, noise: Noise | None = None, noise_scale: float = 1.0, batch_size: int = 64,
-              names: Sequence[str] | None = None, evaluations: int | None = None) -> RelaxOutput:
+    def relax(self, molecules: Sequence[Any], n_steps: int | str, *, add_noise: bool = False,
+              keep_path: bool = False, seed: int | None = 0, noise: Noise | None = None, noise_scale: float = 1.0,
+              batch_size: int = 64, names: Sequence[str] | None = None, evaluations: int | None = None,
+              max_steps: int | None = None) -> RelaxOutput:
         """Reverse diffusion from step ``n_steps`` down to 0, starting at given structures.
 
         The study's procedure (its section 4.2) is the default,
@@ -306,10 +388,13 @@ class EDMDenoiser(nn.Module):
         molecules : sequence
             ASE Atoms, ``(numbers, positions)`` pairs, or objects with ``numbers``
             and ``positions`` (Angstrom).
-        n_steps : int
-            n, the start step (the study: 20, 30, 50), 1 <= n <= T.
+        n_steps : int or str
+            n, the start step (the study: 20, 30, 50), 1 <= n <= T; or a learned
+            start per molecule from the time-step predictor: ``"auto-itp"`` (read
+            once, then count down) or ``"auto-as"`` (read again before every step),
+            MoreRed's modes.
         keep_path : bool
-            Also return every intermediate structure.
+            Also return every intermediate structure (fixed n only).
         seed : int, optional
             Seeds the noise (``None``: torch's global generator).
         noise : Noise, optional
@@ -325,13 +410,26 @@ class EDMDenoiser(nn.Module):
         evaluations : int, optional
             k: cover the steps n -> 0 in k strided steps (DDIM's stride) instead of
             n, so that the network runs k + 1 times (the final decode included);
-            the path then has k + 2 frames.
+            the path then has k + 2 frames (fixed n only).
+        max_steps : int, optional
+            ``auto``: at most this many reverse steps per molecule (default T).
 
         Returns
         -------
         RelaxOutput
         """
-        if not 1 <= n_steps <= self.model.T:
+        auto = n_steps if isinstance(n_steps, str) else None
+        if auto is not None:
+            if auto not in AUTO_MODES:
+                raise ValueError(f"n_steps must be an int or one of {', '.join(AUTO_MODES)}, got {auto!r}")
+            if add_noise or keep_path or evaluations is not None:
+                raise ValueError(f"{auto}: add_noise, keep_path and evaluations need a fixed start step")
+            if self.time_predictor is None:
+                raise ValueError(f"{auto}: this denoiser has no time-step predictor")
+            max_steps = self.model.T if max_steps is None else int(max_steps)
+            if not 1 <= max_steps <= self.model.T:
+                raise ValueError(f"max_steps must be in 1..{self.model.T}, got {max_steps}")
+        elif not 1 <= n_steps <= self.model.T:
             raise ValueError(f"n_steps must be in 1..{self.model.T}, got {n_steps}")
         if evaluations is not None and not 1 <= evaluations <= n_steps:
             raise ValueError(f"evaluations must be in 1..{n_steps} (the start step), got {evaluations}")
@@ -344,6 +442,8 @@ class EDMDenoiser(nn.Module):
         out_pos: list[np.ndarray | None] = [None] * len(pairs)
         out_path: list[np.ndarray | None] = [None] * len(pairs)
         out_types: list[np.ndarray | None] = [None] * len(pairs)
+        starts = np.full(len(pairs), n_steps if auto is None else 0, dtype=int)
+        steps_taken = np.full(len(pairs), evaluations or (n_steps if auto is None else 0), dtype=int)
         order = np.argsort([len(n) for n, _ in pairs], kind="stable")
         decoder = np.array(self.config.atomic_numbers)
         for start in range(0, len(order), batch_size):
@@ -354,7 +454,19 @@ class EDMDenoiser(nn.Module):
             if add_noise:
                 t = torch.full((len(batch), 1), n_steps / self.model.T, device=device)
                 z, _ = self.model.noised(z, t, node_mask, noise)
-            x_final, z0, path = self.model.sample_chain(z, n_steps, node_mask, noise, keep_path, evaluations)
+            if auto is None:
+                x_final, z0, path = self.model.sample_chain(z, n_steps, node_mask, noise, keep_path, evaluations)
+            else:
+                numbers_t = torch.as_tensor(decoder[torch.argmax(one_hot, dim=-1).cpu().numpy()], device=device)
+
+                def read(z_now: torch.Tensor) -> torch.Tensor:
+                    return self.predict_steps(self.model.unnormalize_positions(z_now, node_mask), numbers_t,
+                                              node_mask)
+
+                first = read(z)
+                x_final, z0, taken = self.model.sample_adaptive(z, first, node_mask, noise, max_steps,
+                                                                read if auto == "auto-as" else None)
+                starts[chunk], steps_taken[chunk] = first.cpu().numpy(), taken.cpu().numpy()
             types, _ = self.model.decode_types(z0, node_mask)
             for k, i in enumerate(chunk):
                 numbers, pos = pairs[i]
@@ -365,7 +477,7 @@ class EDMDenoiser(nn.Module):
                     frames = [x[k, :na]] + [p[k, :na] for p in path]
                     out_path[i] = torch.stack(frames).double().cpu().numpy() + centre
         disagree = np.array([int((t != n).sum()) for t, (n, _) in zip(out_types, pairs)])
-        return RelaxOutput(out_pos, out_path if keep_path else None, out_types, disagree)
+        return RelaxOutput(out_pos, out_path if keep_path else None, out_types, disagree, starts, steps_taken + 1)
 
     @torch.no_grad()
     def repeat_step(self, molecule: Any, n: int, n_repeats: int, burn_in: int = 0, *, seed: int | None = 0,
@@ -418,8 +530,11 @@ class EDMDenoiser(nn.Module):
         -------
         dict with ``numbers`` and ``positions`` (lists per molecule), ``charges``
         (list or None), ``n_nodes``, and ``chain`` ((T + 1, B, N, 3 + K + c) array)
-        with ``node_mask`` when ``keep_chain``.
+        with ``node_mask``, ``atomic_numbers`` (of the one-hot columns) and
+        ``position_scale`` (chain positions times it are Angstrom) when ``keep_chain``.
         """
+        if self.config.position_only:
+            raise ValueError("a position-only denoiser is given its atom types and cannot generate molecules")
         noise = noise or Noise.from_seed(seed)
         if n_nodes is None:
             sizes = np.array(sorted(self.config.n_nodes_histogram))
@@ -451,4 +566,6 @@ class EDMDenoiser(nn.Module):
         if keep_chain:
             out["chain"] = torch.stack(chain).numpy()
             out["node_mask"] = node_mask.cpu().numpy()
+            out["atomic_numbers"] = self.config.atomic_numbers  # the one-hot columns' elements
+            out["position_scale"] = self.position_scale
         return out

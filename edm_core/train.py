@@ -251,9 +251,7 @@ class Trainer:
             idx = np.arange(start, min(start + self.settings.batch_size, len(self.valid_set)))
             z, mask = self._z(model, idx, self.valid_set)
             eps, eps_hat = diffusion.denoising_pair(z, mask, noise, t_max=self.settings.t_max)
-            n = mask.shape[1]
-            error = ((eps - eps_hat) ** 2).sum(dim=(1, 2)) / ((3 + diffusion.n_features) * n)
-            losses.append(float(0.5 * error.mean()))
+            losses.append(float(0.5 * diffusion.molecule_errors(eps, eps_hat, mask).mean()))
             weights.append(len(idx))
             pos_sq += float((((eps - eps_hat)[..., :3] ** 2) * mask).sum())
             n_pos += int(mask.sum()) * 3

@@ -119,6 +119,8 @@ def run_boltzmann(settings: BoltzmannSettings, out_dir: Path, store_path: Path |
                               source=f"{settings.dataset}/{settings.split}"
                                      + (f" (<= {settings.max_atoms} atoms)" if settings.max_atoms else ""))
     denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
+    for d in denoisers.values():
+        d.require("repeat_step", "boltzmann")
     store = ResultStore(store_path or out_dir / "store.sqlite")
     with contextlib.ExitStack() as stack:
         # Oracle work always runs in worker processes started with one OpenMP
@@ -219,7 +221,7 @@ def _diffusion_jobs(settings: BoltzmannSettings, records: list, atoms: list, den
     for key, denoiser in denoisers.items():
         for a, r in zip(atoms, records):
             for n in settings.n_values:
-                frames = denoiser.repeat_step((a.numbers, a.positions), n, settings.repeats, settings.repeat_burn_in,
+                frames = denoiser.model.repeat_step((a.numbers, a.positions), n, settings.repeats, settings.repeat_burn_in,
                                               seed=settings.seed)
                 jobs.append((job_key(oracle.key, {"task": "frames"}, array_hash(a.numbers, frames)),
                              frame_energies_doc, (*oracle_args, a, r.id, frames)))
@@ -243,11 +245,10 @@ def _control_jobs(settings: BoltzmannSettings, records: list, atoms: list, denoi
     """The control chains: the noise of the diffusion step at the largest n, no denoiser."""
     from edm_core.schedule import gamma_table
 
-    config = next(iter(denoisers.values())).config if denoisers else None
-    gammas = gamma_table(*((config.diffusion_steps, config.diffusion_noise_precision,
-                            config.diffusion_noise_schedule) if config else ()))
+    first = next(iter(denoisers.values())).model if denoisers else None
+    gammas = first.gamma_table() if first is not None else gamma_table()
     n = max(settings.n_values)
-    std = reverse_step_std(gammas[n - 1], gammas[n]) * (config.normalize_factors[0] if config else 1.0)
+    std = reverse_step_std(gammas[n - 1], gammas[n]) * (first.position_scale if first is not None else 1.0)
     keep = np.unique(np.geomspace(1, settings.repeats, settings.control_points).astype(int) - 1)
     out = []
     for a, r in zip(atoms, records):

@@ -71,14 +71,15 @@ def run_phases(settings: GenerationSettings, out_dir: Path) -> dict[str, Any]:
     and molecule, average them, and write the run folder; return the summary."""
     t0 = time.perf_counter()
     denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
+    for d in denoisers.values():
+        d.require("generate", "phases")
     messages = low_noise_warnings(denoisers, "phases")
     per_frame, summaries, ends, methods = [], [], [], {}
     for key, denoiser in denoisers.items():
         frames = []
         for seed, size in _batches(settings):
-            out = denoiser.generate(size, keep_chain=True, seed=seed)
-            chains = chain_frames(out["chain"], out["node_mask"], denoiser.config.atomic_numbers,
-                                  denoiser.config.normalize_factors[0])
+            out = denoiser.model.generate(size, keep_chain=True, seed=seed)
+            chains = chain_frames(out["chain"], out["node_mask"], out["atomic_numbers"], out["position_scale"])
             frames += [phase_metrics(nums, pos, f"seed {seed} sample {k}") for k, (nums, pos) in enumerate(chains)]
         df = pd.concat(frames, ignore_index=True).assign(method=key)
         end = exploration_end(df)
@@ -106,13 +107,15 @@ def run_generation(settings: GenerationSettings, out_dir: Path) -> dict[str, Any
     training split of ``settings.dataset``); write the run folder; return the summary."""
     t0 = time.perf_counter()
     denoisers = load_denoisers(settings.denoisers, trust_code=settings.trust_code, backend=settings.backend)
+    for d in denoisers.values():
+        d.require("generate", "generation")
     messages = low_noise_warnings(denoisers, "generation")
     training = canonical_smiles(r.smiles for r in load_dataset(settings.dataset, "train"))
     samples, rows, methods = [], [], {}
     for key, denoiser in denoisers.items():
         molecules = []
         for seed, size in _batches(settings):
-            out = denoiser.generate(size, seed=seed)
+            out = denoiser.model.generate(size, seed=seed)
             molecules += list(zip(out["numbers"], out["positions"]))
         table = generation_table(molecules).assign(method=key)
         metrics = {k: round(v, 4) for k, v in metrics_from_table(table, training).items()}

@@ -125,23 +125,24 @@ def make_starts(records: Sequence[MoleculeRecord],
     return out
 
 
-def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int, seed: int = 0,
-                    batch_size: int = 64, keep_path: bool = False, noise_scale: float = 1.0,
-                    add_noise: bool = False, evaluations: int | None = None
+def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: int | str, seed: int = 0,
+                    batch_size: int = 64, keep_path: bool = False, evaluations: int | None = None
                     ) -> tuple[list[Start], list[np.ndarray | None]]:
-    """Relax every record's MMFF start with ``denoiser`` from step ``n_steps`` (batched).
-
-    ``noise_scale`` 1 is the study's ancestral sampler, 0 a deterministic one;
-    ``add_noise`` noises the start to step n first (the study did not);
-    ``evaluations`` = k covers the steps n -> 0 in k strided steps.
+    """Relax every record's MMFF start with ``denoiser`` (a
+    :class:`~bench.cards.LoadedDenoiser`) from step ``n_steps`` (batched), with its
+    sampler settings: noise scale (1 the study's ancestral sampler, 0
+    deterministic), ``add_noise``, and for a learned start (``auto-itp``,
+    ``auto-as``) the most steps; ``evaluations`` = k covers the steps n -> 0 in k
+    strided steps.
 
     Molecules the model cannot take (an element it lacks, too many atoms) fail with
     its message. A batch whose call raises (``SystemExit`` included: outside code
     cannot end the run) is run again molecule by molecule, so only the molecules
     that raise fail; an output with NaN, inf, a wrong shape or
-    coincident atoms fails that molecule only. The denoiser's cost is its measured
-    wall time spread over the network evaluations (n reverse steps and the final
-    decode per molecule).
+    coincident atoms fails that molecule only. Each molecule records its start
+    step (the predictor's reading for a learned start) and its network evaluations
+    (reverse steps and the final decode); the denoiser's measured wall time is
+    spread over the evaluations.
 
     Returns
     -------
@@ -149,43 +150,54 @@ def denoiser_starts(records: Sequence[MoleculeRecord], denoiser: Any, n_steps: i
     paths : list
         Per record, the (n_steps + 2, n_atoms, 3) path when ``keep_path`` (else None).
     """
-    starts: list[Start] = [Start(None, start_step=n_steps)] * len(records)
+    model, sampler = denoiser.model, denoiser.sampler
+    fixed = None if isinstance(n_steps, str) else n_steps
+    starts: list[Start] = [Start(None, start_step=fixed)] * len(records)
     paths: list[np.ndarray | None] = [None] * len(records)
     ok = []
     for i, rec in enumerate(records):
         try:
-            denoiser.check(rec.numbers, rec.start_positions, rec.id)
+            model.check(rec.numbers, rec.start_positions, rec.id)
             ok.append(i)
         except ValueError as exc:
-            starts[i] = Start(None, str(exc), start_step=n_steps)
+            starts[i] = Start(None, str(exc), start_step=fixed)
+    options = {"seed": seed, "batch_size": batch_size, "noise_scale": sampler.noise_scale}
+    if fixed is None:
+        options["max_steps"] = sampler.max_steps
+    else:
+        options |= {"keep_path": keep_path, "add_noise": sampler.add_noise, "evaluations": evaluations}
 
     def call(idx: list[int]) -> Any:
-        return denoiser.relax([(records[i].numbers, records[i].start_positions) for i in idx], n_steps, seed=seed,
-                              batch_size=batch_size, names=[records[i].id for i in idx], keep_path=keep_path,
-                              noise_scale=noise_scale, add_noise=add_noise, evaluations=evaluations)
+        return model.relax([(records[i].numbers, records[i].start_positions) for i in idx], n_steps,
+                           names=[records[i].id for i in idx], **options)
 
-    n_evaluations = (evaluations or n_steps) + 1  # the reverse steps and the final decode
+    def unpack(out: Any, k: int) -> tuple[np.ndarray, np.ndarray | None, int, int]:
+        first, spent = getattr(out, "start_steps", None), getattr(out, "network_evaluations", None)
+        steps = fixed if first is None else int(first[k])
+        n_eval = (evaluations or fixed) + 1 if spent is None else int(spent[k])
+        return out.positions[k], out.paths[k] if keep_path else None, steps, n_eval
+
     t0 = time.perf_counter()
-    results: dict[int, tuple[Any, np.ndarray | None] | str] = {}
+    results: dict[int, tuple[np.ndarray, np.ndarray | None, int, int] | str] = {}
     try:
         out = call(ok) if ok else None
         for k, i in enumerate(ok):
-            results[i] = (out.positions[k], out.paths[k] if keep_path else None)
+            results[i] = unpack(out, k)
     except (Exception, SystemExit):  # noqa: BLE001 - a denoiser is outside code; find the molecules that fail
         for i in ok:
             try:
-                one = call([i])
-                results[i] = (one.positions[0], one.paths[0] if keep_path else None)
+                results[i] = unpack(call([i]), 0)
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - this molecule's failure (sys.exit too)
                 results[i] = f"denoiser raised {type(exc).__name__}: {exc}"
-    per_eval_s = (time.perf_counter() - t0) / max(1, n_evaluations * len(ok))
+    spent = sum(r[3] for r in results.values() if not isinstance(r, str))
+    per_eval_s = (time.perf_counter() - t0) / max(1, spent)
     for i in ok:
-        cost = {"start_step": n_steps, "network_evaluations": n_evaluations, "denoiser_s": n_evaluations * per_eval_s}
         result = results[i]
         if isinstance(result, str):
-            starts[i] = Start(None, result, **cost)
+            starts[i] = Start(None, result, start_step=fixed)
             continue
-        positions, path = result
+        positions, path, start_step, n_eval = result
+        cost = {"start_step": start_step, "network_evaluations": n_eval, "denoiser_s": n_eval * per_eval_s}
         problem = output_problem(positions, records[i].n_atoms)
         starts[i] = Start(None, problem, **cost) if problem else Start(np.asarray(positions, dtype=float), **cost)
         paths[i] = None if problem else path

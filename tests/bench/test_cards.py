@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.cards import load_denoiser, model_sha256, read_card
+from bench.cards import LoadedDenoiser, load_denoiser, model_sha256, read_card
 from bench.errors import InputError
 from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
 from edm_core.onnx_backend import export_onnx
@@ -65,6 +65,7 @@ ENTRY = EntryPoint
 def relaxed(model, rng_seed=0):
     rng = np.random.default_rng(rng_seed)
     mols = [(np.array([6, 1, 1, 1, 1]), rng.normal(scale=0.8, size=(5, 3)))]
+    model = model.model if isinstance(model, LoadedDenoiser) else model
     return model.relax(mols, 10, seed=1).positions[0]
 
 
@@ -81,7 +82,7 @@ def test_the_three_ways_in_give_the_same_denoiser(tmp_path, tiny):
 
 
 def test_outside_networks_refuse_training_and_other_backends(tmp_path, tiny):
-    b = load_denoiser(write(tmp_path / "b.yml", card("onnx", path="tiny.onnx")))
+    b = load_denoiser(write(tmp_path / "b.yml", card("onnx", path="tiny.onnx"))).model
     x, one_hot, charges, mask = b.pack([(np.array([6, 1]), np.array([[0, 0, 0], [1.1, 0, 0]]))])
     z = b.normalize(x, one_hot, charges, mask)
     with pytest.raises(RuntimeError, match="no torch network"):
@@ -146,7 +147,7 @@ def test_training_writes_a_valid_card_beside_each_checkpoint(tmp_path):
     card = read_card(tmp_path / "t" / "epoch_0002" / "card.yml")
     assert card["key"] == "t-e0002" and card["training"]["epochs"] == 2
     assert card["training"]["datasets"][0]["name"] == str(tmp_path / "set")
-    model = load_denoiser(tmp_path / "t" / "epoch_0002" / "card.yml", backend="torch")
+    model = load_denoiser(tmp_path / "t" / "epoch_0002" / "card.yml", backend="torch").model
     assert model.n_parameters == card["training"]["n_parameters"]
 
 

@@ -58,7 +58,7 @@ def test_relaxed_structures_are_equivariant(denoisers, way, rng):
     numbers, pos = molecule(rng, 7)
 
     def relaxed(numbers, positions):  # deterministic: the same noise-free path in every frame
-        return den.relax([(numbers, positions)], 6, noise_scale=0.0).positions[0], None
+        return den.model.relax([(numbers, positions)], 6, noise_scale=0.0).positions[0], None
 
     assert_equivariant(relaxed, numbers, pos, rng, atol=2e-4, vectors_are_positions=True)
 
@@ -67,7 +67,7 @@ def test_relaxed_structures_are_equivariant(denoisers, way, rng):
 def test_seeds_reproduce_and_differ(denoisers, way, rng):
     den = get(denoisers, way)
     mols = [molecule(rng, 5)]
-    a, b, c = (den.relax(mols, 5, seed=s).positions[0] for s in (1, 1, 2))
+    a, b, c = (den.model.relax(mols, 5, seed=s).positions[0] for s in (1, 1, 2))
     np.testing.assert_array_equal(a, b)
     assert np.abs(a - c).max() > 1e-4
 
@@ -76,9 +76,9 @@ def test_seeds_reproduce_and_differ(denoisers, way, rng):
 def test_a_ragged_batch_agrees_with_each_molecule_alone(denoisers, way, rng):
     den = get(denoisers, way)
     mols = [molecule(rng, n) for n in (3, 9, 5)]
-    together = den.relax(mols, 6, noise_scale=0.0).positions
+    together = den.model.relax(mols, 6, noise_scale=0.0).positions
     for mol, got in zip(mols, together):
-        np.testing.assert_allclose(got, den.relax([mol], 6, noise_scale=0.0).positions[0], atol=1e-4)
+        np.testing.assert_allclose(got, den.model.relax([mol], 6, noise_scale=0.0).positions[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("way", WAYS)

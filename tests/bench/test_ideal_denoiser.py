@@ -12,6 +12,7 @@ from bench import metrics
 from bench.baselines import mmff_start
 from bench.data import load_dataset
 from bench.oracles import get_oracle
+from bench.cards import LoadedDenoiser
 from bench.tasks import denoiser_starts, energy_above_ground, ground_references, make_starts, relax_from_starts
 from edm_core import EDMConfig, EDMDenoiser
 
@@ -38,7 +39,7 @@ def test_an_ideal_denoiser_relaxes_to_the_ground_state():
     xtb = get_oracle("xtb")
     grounds = ground_references(records, xtb)
     starts = make_starts(records, {"mmff": mmff_start}, grounds)
-    starts[("ideal/n=30", 0)], _ = denoiser_starts(records, ideal_denoiser(records), 30, seed=0)
+    starts[("ideal/n=30", 0)], _ = denoiser_starts(records, LoadedDenoiser.bare(ideal_denoiser(records)), 30, seed=0)
     energy = energy_above_ground(records, starts, xtb, grounds)
     by_method = energy.groupby("method")["energy_above_ground_kcal_mol"].median()
     assert by_method["ideal/n=30"] < 0.5 < 2.0 < by_method["mmff"]

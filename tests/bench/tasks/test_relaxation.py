@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.cards import LoadedDenoiser
 from bench.columns import Col, Status
 from bench.tasks.relaxation import (
     GroundReference,
@@ -106,7 +107,7 @@ def test_one_bad_molecule_fails_alone_and_is_named():
     names = ["ok1", "nan", "boom", "wide", "refused", "ok2"]
     records = [ToyRecord(n, 0.1) for n in names]
     den = FlakyDenoiser()
-    starts, paths = denoiser_starts(records, den, n_steps=7, keep_path=True)
+    starts, paths = denoiser_starts(records, LoadedDenoiser.bare(den), n_steps=7, keep_path=True)
     by_name = dict(zip(names, starts))
     assert by_name["ok1"].positions is not None and by_name["ok2"].positions is not None
     assert "NaN" in by_name["nan"].message and "network exploded" in by_name["boom"].message
@@ -137,7 +138,7 @@ def test_an_outside_network_that_returns_nan_fails_only_those_molecules():
     records = [ToyRecord("two-a", 0.1), ToyRecord("three", 0.1), ToyRecord("two-b", 0.2)]
     records[1].numbers, records[1].n_atoms = np.array([1, 1, 1]), 3
     records[1].start_positions = np.array([[0.0, 0, 0], [0.9, 0, 0], [0, 0.9, 0]])
-    starts, _ = denoiser_starts(records, outside_denoiser(network), n_steps=3)
+    starts, _ = denoiser_starts(records, LoadedDenoiser.bare(outside_denoiser(network)), n_steps=3)
     assert starts[0].positions is not None and starts[2].positions is not None
     assert starts[1].positions is None and "NaN or inf in the output" in starts[1].message
 
@@ -149,7 +150,7 @@ def test_an_outside_network_that_returns_nan_fails_only_those_molecules():
 ])
 def test_an_outside_network_of_the_wrong_shape_or_type_fails_its_molecules(network, message):
     records = [ToyRecord("a", 0.1), ToyRecord("b", 0.2)]
-    starts, _ = denoiser_starts(records, outside_denoiser(network), n_steps=2)
+    starts, _ = denoiser_starts(records, LoadedDenoiser.bare(outside_denoiser(network)), n_steps=2)
     for start in starts:
         assert start.positions is None and message in start.message
 
@@ -159,16 +160,17 @@ def test_a_network_wrong_only_for_batches_is_never_broadcast():
     the batch is refused and each molecule runs alone, as it would by itself."""
     records = [ToyRecord("a", 0.1), ToyRecord("b", 0.3)]
     den = outside_denoiser(lambda z, t, m: z[:1] * 0.1)
-    starts, _ = denoiser_starts(records, den, n_steps=2, seed=4)
+    starts, _ = denoiser_starts(records, LoadedDenoiser.bare(den), n_steps=2, seed=4)
     for rec, start in zip(records, starts):
-        [alone], _ = denoiser_starts([rec], den, n_steps=2, seed=4)
+        [alone], _ = denoiser_starts([rec], LoadedDenoiser.bare(den), n_steps=2, seed=4)
         np.testing.assert_allclose(start.positions, alone.positions)
 
 
 def test_a_network_that_calls_sys_exit_fails_its_molecules_not_the_run():
     import sys
 
-    starts, _ = denoiser_starts([ToyRecord("a", 0.1)], outside_denoiser(lambda z, t, m: sys.exit(0)), n_steps=2)
+    starts, _ = denoiser_starts([ToyRecord("a", 0.1)], LoadedDenoiser.bare(outside_denoiser(lambda z, t, m: sys.exit(0))),
+                                n_steps=2)
     assert starts[0].positions is None and "SystemExit" in starts[0].message
 
 
@@ -182,7 +184,7 @@ def test_nan_from_our_own_torch_network_fails_the_molecule_never_a_zero_step():
     den = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
     with torch.no_grad():
         next(den.model.dynamics.parameters()).fill_(float("nan"))
-    starts, _ = denoiser_starts([ToyRecord("a", 0.1), ToyRecord("b", 0.2)], den, n_steps=3)
+    starts, _ = denoiser_starts([ToyRecord("a", 0.1), ToyRecord("b", 0.2)], LoadedDenoiser.bare(den), n_steps=3)
     assert all(s.positions is None and "NaN or inf in the output" in s.message for s in starts)
     tally(BAD_OUTPUTS, 2)
 
@@ -232,7 +234,7 @@ def misbehaving_networks(draw):
 def test_whatever_a_network_returns_only_its_bad_molecules_fail(case):
     network, must_fail = case
     records = [toy_of_size(n) for n in (2, 3, 4)]
-    starts, _ = denoiser_starts(records, outside_denoiser(network), n_steps=2, seed=1)
+    starts, _ = denoiser_starts(records, LoadedDenoiser.bare(outside_denoiser(network)), n_steps=2, seed=1)
     failed = {r.n_atoms for r, s in zip(records, starts) if s.positions is None}
     assert failed == must_fail
     for record, start in zip(records, starts):
