@@ -206,9 +206,10 @@ def resolve_card_path(card_path: Path, relative: str, allow_outside: bool = Fals
 
 def model_files(path: Path) -> list[Path]:
     """The files a card's sha256 covers: the model file with the external data an
-    ONNX file names, or every file of a checkpoint folder except the cards in it
-    (weights and config alike: an edited ``config.json`` changes the numbers as much
-    as edited weights)."""
+    ONNX file names, or every file of a checkpoint folder except the cards and the
+    ONNX files in it (weights and config alike: an edited ``config.json`` changes the
+    numbers as much as edited weights; an ONNX file beside a checkpoint is a model of
+    its own, a time-step predictor, with its own sha256 in the card)."""
     if path.is_file():
         if path.suffix.lower() != ".onnx":
             return [path]
@@ -218,7 +219,7 @@ def model_files(path: Path) -> list[Path]:
             return [path, *external_data_files(path)]
         except OnnxSignatureError as exc:
             raise InputError(str(exc)) from exc
-    files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix not in (".yml", ".yaml"))
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.suffix.lower() not in (".yml", ".yaml", ".onnx"))
     if not files:
         raise InputError(f"{path}: no model files in the checkpoint folder")
     return files

@@ -292,6 +292,42 @@ def train_time_predictor_cmd(
     typer.echo(json.dumps({k: v for k, v in record.items() if k != "history"}))
 
 
+@app.command("export-onnx")
+def export_onnx_cmd(
+    card: Annotated[Path, typer.Argument(help="The card of an EDM checkpoint (edm-checkpoint kind).")],
+    out: Annotated[Path, typer.Option(help="Folder for model.onnx and its card.")],
+    time_predictor: Annotated[Optional[Path], typer.Option(
+        help="An ONNX time-step predictor to ship beside it (copied; named in the card).")] = None,
+    key: Annotated[Optional[str], typer.Option(help="The new card's key (default: the checkpoint's + '-onnx').")] = None,
+) -> None:
+    """Export a checkpoint's network to ONNX (the positions signature for a position-only
+    model, else the edm one) with a card that enters it as an ONNX file."""
+    import shutil
+
+    from bench.cards import load_denoiser, model_sha256, read_card, write_card
+    from edm_core.onnx_backend import export_onnx
+
+    source = read_card(card)
+    if source["model"]["kind"] != "edm-checkpoint":
+        raise typer.BadParameter(f"{card}: model.kind is {source['model']['kind']!r}, not an EDM checkpoint")
+    model = load_denoiser(card, backend="torch").model
+    signature = "positions" if model.config.position_only else "edm"
+    out.mkdir(parents=True, exist_ok=True)
+    export_onnx(model, out / "model.onnx", signature=signature)
+    doc = {**source, "key": key or f"{source['key']}-onnx",
+           "model": {"kind": "onnx", "path": "model.onnx", "sha256": model_sha256(out / "model.onnx"),
+                     "size_bytes": (out / "model.onnx").stat().st_size}}
+    if time_predictor is not None:
+        shutil.copyfile(time_predictor, out / "time_predictor.onnx")
+        doc["model"]["time_predictor"] = {"path": "time_predictor.onnx",
+                                          "sha256": model_sha256(out / "time_predictor.onnx")}
+    doc["notes"] = (f"{source.get('notes', '')} Exported to ONNX ({signature} signature) from the checkpoint of "
+                    f"card {source['key']}.").strip()
+    doc.pop("measured", None)
+    write_card(doc, out / "card.yml")
+    typer.echo(f"{out / 'model.onnx'} ({signature} signature) and {out / 'card.yml'}")
+
+
 @app.command("leaderboard")
 def leaderboard_cmd(
     runs: Annotated[list[Path], typer.Argument(help="Run folders (written by `edm-bench run` or an analysis).")],

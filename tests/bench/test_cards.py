@@ -323,3 +323,27 @@ def test_an_onnx_model_with_external_data_loads_hashed_and_confined(tmp_path, ti
     with pytest.raises(InputError, match="'../secret.bin', outside the model's folder"):
         load_denoiser(write(folder / "escape.yml", card("onnx", path="escape.onnx")))
     tally(MALFORMED)
+
+
+def test_export_onnx_enters_a_position_only_checkpoint_through_the_positions_signature(tmp_path):
+    """`edm-bench export-onnx` on a position-only checkpoint: an ONNX file with the
+    positions signature and a card that relaxes as the checkpoint does."""
+    from typer.testing import CliRunner
+
+    from bench.cli import app
+    from edm_core.time_predictor import TimePredictor, export_onnx as export_predictor
+
+    torch.manual_seed(0)
+    save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=2, position_only=True)), tmp_path / "ckpt")
+    export_predictor(TimePredictor(), tmp_path / "t.onnx")
+    source = write(tmp_path / "ckpt" / "card.yml", card("edm-checkpoint", path="."))
+    result = CliRunner().invoke(app, ["export-onnx", source, "--out", str(tmp_path / "onnx"),
+                                      "--time-predictor", str(tmp_path / "t.onnx")])
+    assert result.exit_code == 0, result.output
+    exported = load_denoiser(tmp_path / "onnx" / "card.yml")
+    assert exported.key == "tiny-test-onnx" and "positions" in exported.card["notes"]
+    assert exported.model.capabilities.auto_start and not exported.model.capabilities.generate
+    np.testing.assert_allclose(relaxed(exported), relaxed(load_denoiser(source)), atol=1e-4)
+    with pytest.raises(InputError, match="inputs \\['node_mask', 'numbers', 'positions'\\], expected edm: .* or "
+                                         "positions: "):
+        load_denoiser(write(tmp_path / "t.yml", card("onnx", path="t.onnx")))  # a predictor is not a denoiser

@@ -1,5 +1,6 @@
 """What every way a denoiser enters the benchmark must do, run on each of them: an
-EDM checkpoint (torch and cpp backends), an ONNX file and a Python entry point.
+EDM checkpoint (torch and cpp backends), ONNX files with the edm and the positions
+signature, and Python entry points with the edm and the positions contract.
 
 E(3) equivariance of the relaxed structures, seeds that reproduce, ragged and
 padded batches that agree with molecules run alone, and a bad output that fails
@@ -14,13 +15,29 @@ import torch
 
 from bench.cards import load_denoiser
 from bench.tasks.relaxation import denoiser_starts
-from edm_core import EDMDenoiser, save_checkpoint
+from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
 from edm_core.onnx_backend import export_onnx
 from tests.bench.tasks.test_relaxation import toy_of_size
 from tests.bench.test_cards import TINY, card, write
 from tests.equivariance import assert_equivariant
 
-WAYS = ["checkpoint-torch", "checkpoint-cpp", "onnx", "entry-point"]
+WAYS = ["checkpoint-torch", "checkpoint-cpp", "onnx", "entry-point", "onnx-positions", "entry-positions"]
+
+
+class PairForces:
+    """A position-only network written by hand: eps_i = sum_j w(r_ij, Z_i Z_j) (x_i - x_j),
+    equivariant by construction, with the positions contract."""
+
+    @staticmethod
+    def predict_position_noise(positions, numbers, node_mask, t):
+        diff = positions[:, :, None, :] - positions[:, None, :, :]
+        r = torch.sqrt((diff**2).sum(-1, keepdim=True) + 1e-9)
+        zz = (numbers[:, :, None] * numbers[:, None, :]).to(positions.dtype)[..., None]
+        pair = node_mask[:, :, None] * node_mask[:, None, :]
+        return (torch.exp(-r) * (1 + 0.01 * zz) * (1 + t[:, None, None]) * diff * pair).sum(2) * node_mask
+
+
+POSITIONS_ENTRY = PairForces
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +48,13 @@ def denoisers(tmp_path_factory):
     save_checkpoint(model, root / "ckpt")
     export_onnx(model, root / "tiny.onnx")
     checkpoint = write(root / "ckpt.yml", card("edm-checkpoint", path="ckpt"))
+    positional = EDMDenoiser(EDMConfig(nf=16, n_layers=2, position_only=True)).eval()
+    export_onnx(positional, root / "positions.onnx", signature="positions")
     out = {"checkpoint-torch": load_denoiser(checkpoint, backend="torch"),
+           "onnx-positions": load_denoiser(write(root / "onnx-positions.yml", card("onnx", path="positions.onnx"))),
+           "entry-positions": load_denoiser(write(root / "entry-positions.yml", card(
+               "entry-point", entry_point="tests.bench.test_conformance:POSITIONS_ENTRY",
+               elements=["H", "C", "N", "O", "F"])), trust_code=True),
            "onnx": load_denoiser(write(root / "onnx.yml", card("onnx", path="tiny.onnx"))),
            "entry-point": load_denoiser(write(root / "entry.yml", card(
                "entry-point", entry_point="tests.bench.test_cards:ENTRY")), trust_code=True)}

@@ -357,3 +357,50 @@ def test_evaluations_add_strided_rows_with_their_cost(tiny_dataset, tmp_path):
     assert evaluations == {"mmff": 0, "tiny/n=6": 7, "tiny/n=6/k=2": 3}  # k >= n is every step, counted once
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["settings"]["denoisers"]["tiny"]["evaluations"] == [2, 6, 9]
+
+
+def test_learned_start_steps_make_rows_with_each_molecules_reading(tiny_dataset, tmp_path):
+    """A position-only ONNX denoiser with an ONNX time-step predictor: ``--n-steps 3,auto``
+    gives the fixed row and both learned modes, each molecule's start step and
+    evaluations recorded; a denoiser without a predictor leaves auto out, saying why."""
+    import torch
+    import yaml
+
+    from edm_core import EDMConfig, EDMDenoiser, save_checkpoint
+    from edm_core.onnx_backend import export_onnx
+    from edm_core.time_predictor import PredictorConfig, TimePredictor
+    from edm_core.time_predictor import export_onnx as export_predictor
+
+    torch.manual_seed(0)
+    export_onnx(EDMDenoiser(EDMConfig(nf=16, n_layers=2, position_only=True)).eval(), tmp_path / "pos.onnx",
+                signature="positions")
+    export_predictor(TimePredictor(PredictorConfig(hidden=8, n_layers=1, n_rbf=8, t_range=0.01)), tmp_path / "t.onnx")
+    save_checkpoint(EDMDenoiser(EDMConfig(nf=16, n_layers=2)), tmp_path / "ckpt")
+    base = {"version": "0", "diffusion": {"timesteps": 1000, "schedule": "polynomial_2", "precision": 1e-5},
+            "training": {"datasets": [{"name": "none", "split": "train"}]}}
+    cards = {"pos": {**base, "key": "pos", "name": "pos", "relaxation": {"n_steps": [3], "noise_scale": 0.0},
+                     "model": {"kind": "onnx", "path": "pos.onnx", "time_predictor": {"path": "t.onnx"}}},
+             "edm": {**base, "key": "edm", "name": "edm", "relaxation": {"n_steps": [3], "noise_scale": 0.0},
+                     "model": {"kind": "edm-checkpoint", "path": "ckpt"}}}
+    for name, doc in cards.items():
+        (tmp_path / f"{name}.yml").write_text(yaml.safe_dump(doc))
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", "--tasks", "energy-ratio", "--denoiser",
+                                      str(tmp_path / "pos.yml"), "--denoiser", str(tmp_path / "edm.yml"),
+                                      "--n-steps", "3,auto", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    energy = pd.read_csv(tmp_path / "run" / "energy.csv")
+    assert set(energy["method"]) == {"mmff", "pos/n=3", "pos/n=auto-itp", "pos/n=auto-as", "edm/n=3"}
+    itp = energy[energy["method"] == "pos/n=auto-itp"]
+    assert itp["start_step"].between(0, 10).all()  # t_range 0.01: at most step 10
+    assert (itp["network_evaluations"] == itp["start_step"] + 1).all()
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())["settings"]["denoisers"]
+    assert manifest["pos"]["start_steps"] == [3, "auto-itp", "auto-as"]
+    assert manifest["edm"]["start_steps_left_out"] == {"auto-itp": "no time-step predictor",
+                                                       "auto-as": "no time-step predictor"}
+    bad = {**cards["edm"], "relaxation": {"n_steps": ["auto"]}}
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(bad))
+    result = CliRunner().invoke(app, [*RUN, "--dataset", str(tiny_dataset), "--split", "train", "-n", "2",
+                                      "--methods", "mmff", "--denoiser", str(tmp_path / "bad.yml"),
+                                      "--out", str(tmp_path / "bad")])
+    assert result.exit_code != 0 and "needs a time-step predictor" in str(result.exception)
