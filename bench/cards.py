@@ -60,13 +60,21 @@ def shipped_card() -> Path:
     raise InputError(f"the shipped checkpoint's card {DEFAULT_CARD} is not in this checkout")
 
 
+#: The other shipped families' final cards that the main job ranks beside
+#: :data:`DEFAULT_CARD`'s (relative to the repository root; each joins when shipped).
+SHIPPED_FAMILY_CARDS = (Path("denoisers/pos-qm9xtb-nf64-t05/final/card.yml"),)
+
+
 def shipped_cards() -> list[Path]:
-    """The shipped final checkpoint's cards: :data:`DEFAULT_CARD` (the study's
-    ancestral sampler) and, when shipped beside it, ``card-deterministic.yml``
-    (the same weights with the deterministic sampler, our extension)."""
+    """The main job's denoisers: :data:`DEFAULT_CARD` (the study's ancestral sampler),
+    ``card-deterministic.yml`` beside it when shipped (the same weights with the
+    deterministic sampler, our extension), and the other families' cards
+    (:data:`SHIPPED_FAMILY_CARDS`) that this checkout has."""
     card = shipped_card()
+    root = card.parents[len(DEFAULT_CARD.parts) - 1]
     deterministic = card.with_name("card-deterministic.yml")
-    return [card, deterministic] if deterministic.is_file() else [card]
+    extra = [root / p for p in SHIPPED_FAMILY_CARDS if (root / p).is_file()]
+    return [card, *([deterministic] if deterministic.is_file() else []), *extra]
 
 
 CARD_SCHEMA: dict[str, Any] = {

@@ -282,6 +282,8 @@ def train_time_predictor_cmd(
         torch.set_num_threads(threads)
     train = [(r.numbers, r.ground_positions) for r in load_dataset(dataset, "train")[:max_molecules]]
     valid = [(r.numbers, r.ground_positions) for r in load_dataset(dataset, "valid")]
+    if not train or not valid:
+        raise typer.BadParameter(f"{dataset}: needs train and valid molecules (got {len(train)}, {len(valid)})")
     predictor, record = train_time_predictor(train, valid, alpha2, config, settings)
     record |= {"dataset": str(dataset), "content_sha256": read_manifest(dataset)["splits"]["train"]["content_sha256"],
                "schedule": {"name": schedule, "timesteps": timesteps, "precision": precision},

@@ -210,7 +210,7 @@ def _case_function(reference: Any, backend: str, case: str, mols: list[tuple[np.
     relaxation (``relax50``, returns the positions) or one network evaluation."""
     model = copy.deepcopy(reference)
     if backend == "original":
-        model.model.__dict__["inference_network"] = OriginalStyleNetwork(model.model.dynamics)
+        model.model.use_network(OriginalStyleNetwork(model.model.dynamics))
     elif backend == "triton-tf32":  # opt-in lower precision: its error is in the table
         model.use_backend("triton", allow_tf32=True)
     else:

@@ -133,6 +133,18 @@ class EnVariationalDiffusion(nn.Module):
         self.position_only = position_only
 
     @property
+    def inference_network(self) -> Callable[..., torch.Tensor] | None:
+        """The network no-grad calls use instead of ``dynamics`` (a compiled backend,
+        an ONNX session, an outside callable), or None for ``dynamics`` itself."""
+        return self.__dict__.get("_inference_network")
+
+    def use_network(self, network: Callable[..., torch.Tensor] | None) -> None:
+        """Set :attr:`inference_network`. It is kept outside the module tree, so it never
+        enters the state dict, ``.to()`` or ``parameters()`` (a backend may hold a
+        torch module of its own, or none)."""
+        self.__dict__["_inference_network"] = network
+
+    @property
     def n_features(self) -> int:
         """K + c, the non-position columns of z."""
         return self.n_atom_types + int(self.include_charges)
@@ -183,7 +195,7 @@ class EnVariationalDiffusion(nn.Module):
         (:func:`check_finite`); training sees the raw output (its loss says NaN)."""
         if torch.is_grad_enabled():
             return self.dynamics(z, t, node_mask)
-        network = self.__dict__.get("inference_network") or self.dynamics
+        network = self.inference_network or self.dynamics
         return check_finite(network(z, t, node_mask), node_mask, getattr(network, "description", "the network"))
 
     def _time(self, step: Step, b: int, like: torch.Tensor) -> torch.Tensor:

@@ -257,7 +257,7 @@ class EDMDenoiser(nn.Module):
         denoiser.model.dynamics = _NoTorchNetwork(description)
         wrapped = (PositionOnlyNetwork(network, config.atomic_numbers, description) if config.position_only
                    else CheckedNetwork(network, description))
-        denoiser.model.__dict__["inference_network"] = wrapped
+        denoiser.model.use_network(wrapped)
         denoiser.backend = description
         return denoiser
 
@@ -277,7 +277,7 @@ class EDMDenoiser(nn.Module):
         if allow_tf32 and resolved != "triton":
             raise ValueError(f"allow_tf32 applies to the triton backend only, not {resolved!r}")
         network = None if resolved == "torch" else make_network(self, resolved, allow_tf32=allow_tf32)
-        self.model.__dict__["inference_network"] = network
+        self.model.use_network(network)
         self.backend = resolved
         return resolved
 

@@ -14,7 +14,8 @@ from tests.bench.test_runner import RUN
 from tests.reliability import MALFORMED, tally
 
 COMMANDS = [[], ["data"], ["data", "build"], ["data", "info"], ["data", "read"], ["run"], ["train"],
-            ["leaderboard"], ["perf"], ["card"], ["card", "validate"], ["boltzmann"], ["phases"], ["generation"]]
+            ["leaderboard"], ["perf"], ["card"], ["card", "validate"], ["boltzmann"], ["phases"], ["generation"],
+            ["train-time-predictor"], ["export-onnx"]]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "edm-bench")
@@ -75,6 +76,10 @@ BAD_INVOCATIONS = [
     ["data", "read", "/no/such.xyz"], ["card", "validate", "/no/such.yml"], ["card", "validate"],
     ["tasks", "--frobnicate"], ["run", "-n", "abc"], ["run", "--frobnicate"], ["run", "--backend", "cuda"],
     ["boltzmann", "--backend", "cuda"], ["phases", "--backend", "cuda", "--denoiser", "x.yml"],
+    ["run", "--n-steps", "20,sometimes"], ["run", "--n-steps", "0"],
+    ["train-time-predictor", "--out", "/tmp/edm-bench-never.onnx", "--schedule", "linear"],
+    ["train-time-predictor", "--out", "/tmp/edm-bench-never.onnx", "--t-range", "2"],
+    ["export-onnx", "/no/such.yml", "--out", "/tmp/edm-bench-never"],
 ]
 
 
