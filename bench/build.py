@@ -26,7 +26,7 @@ import hashlib
 import os
 import platform
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -90,6 +90,9 @@ class Recipe:
     smiles_path: Path
     settings: BuildSettings
     description: str
+    #: SMILES files whose molecules this set must not hold (a training set kept
+    #: disjoint from a test set by canonical SMILES).
+    exclude: tuple[Path, ...] = ()
 
 
 RECIPES: dict[str, Recipe] = {
@@ -106,7 +109,9 @@ RECIPES: dict[str, Recipe] = {
     "zinc-xtb": Recipe(
         "zinc-xtb", SHARED_DATA / "zinc_leq20nodes.txt",
         BuildSettings(n_conformers=3, screen_fmax=0.03),
-        "ZINC drug-like molecules with at most 20 heavy atoms (a smaller DRUGS-like set)",
+        "ZINC drug-like molecules with at most 20 heavy atoms (a smaller DRUGS-like set, to train on); "
+        "none of the GEOM-DRUGS test molecules (by canonical SMILES)",
+        exclude=(SHARED_DATA / "real_formats" / "geom_drugs_smiles.txt",),
     ),
 }
 
@@ -262,6 +267,32 @@ def read_smiles(path: Path, limit: int | None = None) -> list[tuple[int, str]]:
     return out
 
 
+def canonical_set(paths: Sequence[Path]) -> set[str]:
+    """Canonical SMILES (RDKit, stereo kept) of every parsable line of the files."""
+    from rdkit import Chem, RDLogger
+
+    RDLogger.DisableLog("rdApp.*")
+    out = set()
+    for path in paths:
+        for _, smiles in read_smiles(path):
+            mol = Chem.MolFromSmiles(smiles)
+            if mol is not None:
+                out.add(Chem.MolToSmiles(mol))
+    return out
+
+
+def _excluded_row(source_index: int, smiles: str, excluded: set[str], sources: Sequence[Path]
+                  ) -> dict[str, Any] | None:
+    """The reject record of a line whose molecule is in an excluded set, or None."""
+    from rdkit import Chem
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is None or Chem.MolToSmiles(mol) not in excluded:
+        return None
+    return {"source_index": source_index, "input_smiles": smiles, "status": "rejected", "stage": "excluded",
+            "reason": "the same molecule (canonical SMILES) is in " + ", ".join(p.name for p in sources)}
+
+
 def build_dataset(
     name: str,
     out_dir: Path | None = None,
@@ -321,6 +352,13 @@ def build_dataset(
     _import_existing(out_dir, skey, store, key, dict(entries))
     done = store.keys("build")
     todo = [(i, s) for i, s in entries if key(i, s) not in done]
+    if recipe.exclude and todo:  # rejected before any work, with the reason
+        excluded = canonical_set(recipe.exclude)
+        rows = {(i, s): _excluded_row(i, s, excluded, recipe.exclude) for i, s in todo}
+        for (i, s), row in rows.items():
+            if row is not None:
+                store.put("build", key(i, s), row)
+        todo = [entry for entry in todo if rows[entry] is None]
     t0 = last_checkpoint = time.perf_counter()
 
     def finalise() -> dict[str, Any]:

@@ -268,3 +268,27 @@ def test_the_recipes_find_their_smiles_files_beside_the_repository():
         pytest.skip(f"no shared data folder at {SHARED_DATA}")
     for name, recipe in RECIPES.items():
         assert recipe.smiles_path.is_file(), (name, recipe.smiles_path)
+
+
+def test_a_recipe_keeps_out_the_molecules_of_its_excluded_sets(tmp_path, monkeypatch):
+    """A training set is disjoint from a test set by canonical SMILES: a line that
+    writes an excluded molecule differently is rejected before any work, with the reason."""
+    import dataclasses
+
+    import bench.build as build
+
+    test_set = tmp_path / "test.smi"
+    test_set.write_text("OCC\nc1ccccc1\n")  # ethanol written another way, benzene
+    smiles = tmp_path / "in.smi"
+    smiles.write_text("CCO\nCC#N\nC1=CC=CC=C1\n")
+    recipe = dataclasses.replace(build.RECIPES["qm9-xtb"], exclude=(test_set,))
+    monkeypatch.setitem(build.RECIPES, "qm9-xtb", recipe)
+    built_rows = []
+    manifest = build_dataset("qm9-xtb", out_dir=tmp_path / "set", smiles_path=smiles, workers=1, progress=False,
+                             on_result=built_rows.append)
+    assert [r["input_smiles"] for r in built_rows] == ["CC#N"]  # the excluded ones cost nothing
+    with open(tmp_path / "set" / "rejects.csv", newline="") as fh:
+        rejects = {r["smiles"]: r for r in csv.DictReader(fh)}
+    assert set(rejects) == {"CCO", "C1=CC=CC=C1"} and manifest["rejects"]["by_stage"] == {"excluded": 2}
+    assert "test.smi" in rejects["CCO"]["reason"]
+    assert [r.smiles for r in all_records(tmp_path / "set")] == ["CC#N"]
