@@ -96,7 +96,7 @@ def card_validate(
 def run_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/<dataset>-<split>-<oracle>).")] = None,
     dataset: Annotated[str, typer.Option(help="Shipped set or built folder.")] = "qm9-xtb",
-    split: Annotated[str, typer.Option(help="train, valid or test.")] = "test",
+    split: Annotated[str, typer.Option(help="train, valid, test, or all (every split: for a set nothing trains on, drugs-xtb).")] = "test",
     n_molecules: Annotated[int, typer.Option("--n-molecules", "-n", help="Seeded random subset size.")] = 100,
     seed: Annotated[int, typer.Option(help="Seed of the molecule choice.")] = 0,
     max_atoms: Annotated[Optional[int], typer.Option(help="Choose only among molecules with at most this many "

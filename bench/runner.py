@@ -29,7 +29,7 @@ from bench.artifacts import begin_run_folder, end_run_folder, write_table
 from bench.baselines import CEILING_SIGMA_ANG, resolve_baseline
 from bench.cards import AUTO_MODES, LoadedDenoiser, SamplerSettings, load_denoisers
 from bench.columns import Col
-from bench.data.dataset import load_dataset, read_manifest, write_json_atomic
+from bench.data.dataset import load_dataset, read_manifest, split_content_sha256, write_json_atomic
 from bench.errors import InputError
 from bench.manifest import make_manifest
 from bench.oracles import get_oracle
@@ -202,7 +202,7 @@ def _run(settings: RunSettings, out_dir: Path, records: list, oracle: Any, t0: f
     same_level = settings.oracle == dataset_manifest["oracle"]["name"] and not settings.oracle_settings
     ground_fmax = None if same_level else settings.fmax_ev_ang
     ids = [r.id for r in records]
-    content = dataset_manifest["splits"][settings.split]["content_sha256"]
+    content = split_content_sha256(dataset_manifest, settings.split)
     described = oracle.describe()
     benchmark = {"dataset": settings.dataset, "split": settings.split, "oracle": oracle.name,
                  "oracle_versions": described["versions"],

@@ -38,6 +38,9 @@ from bench.errors import InputError
 FORMAT_VERSION = 1
 SHARD_SIZE = 10_000
 SPLITS = ("train", "valid", "test")
+#: Every split together: an evaluation set that nothing trains on (``drugs-xtb``,
+#: whose splits are only hash buckets) is scored on all its molecules.
+ALL = "all"
 #: Where the shipped sets live: ``<repo>/datasets/<name>``.
 SHIPPED_ROOT = Path(__file__).resolve().parents[2] / "datasets"
 SHIPPED = ("qm9-xtb", "drugs-xtb")
@@ -194,7 +197,8 @@ def load_dataset(name_or_path: str | os.PathLike[str], split: str = "test", veri
     ----------
     name_or_path : str or path
         A shipped set's name, or a folder written by ``edm-bench data build``.
-    split : {"train", "valid", "test"}
+    split : {"train", "valid", "test", "all"}
+        ``"all"``: the three splits concatenated (train, valid, test).
     verify : bool
         Recompute the content hash and compare it with the manifest.
 
@@ -210,24 +214,40 @@ def load_dataset(name_or_path: str | os.PathLike[str], split: str = "test", veri
     InputError
         Unknown set, unknown split, missing or corrupt files, hash mismatch.
     """
-    if split not in SPLITS:
-        raise InputError(f"unknown split {split!r}, choose from {list(SPLITS)}")
+    if split not in (*SPLITS, ALL):
+        raise InputError(f"unknown split {split!r}, choose from {[*SPLITS, ALL]}")
     root = resolve_dataset_dir(name_or_path)
     manifest = read_manifest(root)
-    entry = manifest["splits"].get(split)
-    if entry is None:
-        raise InputError(f"{root}: dataset has no {split!r} split")
     shards = []
-    for fname in entry["files"]:
-        try:
-            with np.load(root / fname, allow_pickle=False) as z:
-                shards.append({k: z[k] for k in _ARRAYS})
-        except (OSError, KeyError, ValueError) as exc:
-            raise InputError(f"{root / fname}: corrupt or incomplete dataset shard ({exc})") from exc
-    if verify and content_hash(shards) != entry["content_sha256"]:
-        raise InputError(f"{root}: content hash of split {split!r} does not match manifest.json")
+    for part in (SPLITS if split == ALL else (split,)):
+        entry = manifest["splits"].get(part)
+        if entry is None:
+            if split == ALL:
+                continue
+            raise InputError(f"{root}: dataset has no {split!r} split")
+        own = []
+        for fname in entry["files"]:
+            try:
+                with np.load(root / fname, allow_pickle=False) as z:
+                    own.append({k: z[k] for k in _ARRAYS})
+            except (OSError, KeyError, ValueError) as exc:
+                raise InputError(f"{root / fname}: corrupt or incomplete dataset shard ({exc})") from exc
+        if verify and content_hash(own) != entry["content_sha256"]:
+            raise InputError(f"{root}: content hash of split {part!r} does not match manifest.json")
+        shards += own
+    if not shards:
+        raise InputError(f"{root}: dataset has no molecules")
     arrays = {k: np.concatenate([s[k] for s in shards]) for k in _ARRAYS}
     return MoleculeSet(arrays, split, manifest.get("name", str(name_or_path)))
+
+
+def split_content_sha256(manifest: dict[str, Any], split: str) -> str:
+    """The content hash a run records for ``split``: the split's own, or for ``"all"``
+    the sha256 of the splits' hashes in order (train, valid, test)."""
+    if split != ALL:
+        return manifest["splits"][split]["content_sha256"]
+    parts = [manifest["splits"][p]["content_sha256"] for p in SPLITS if p in manifest["splits"]]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def describe_markdown(name_or_path: str | os.PathLike[str]) -> str:

@@ -120,3 +120,19 @@ def test_default_settings_are_the_documented_ones():
     s = BuildSettings()
     assert (s.ground_fmax, s.ground_optimizer, s.mmff_variant, s.oracle) == (0.005, "BFGS", "MMFF94", "xtb")
     assert Path(SHIPPED_ROOT).name == "datasets"
+
+
+def test_split_all_is_every_split_in_order_with_one_combined_hash():
+    import hashlib
+
+    from bench.data.dataset import split_content_sha256
+
+    parts = [load_dataset("drugs-xtb", s) for s in ("train", "valid", "test")]
+    every = load_dataset("drugs-xtb", "all", verify=True)
+    assert [r.id for r in every] == [r.id for p in parts for r in p]
+    manifest = read_manifest("drugs-xtb")
+    expected = hashlib.sha256("\n".join(manifest["splits"][s]["content_sha256"]
+                                        for s in ("train", "valid", "test")).encode()).hexdigest()
+    assert split_content_sha256(manifest, "all") == expected != split_content_sha256(manifest, "test")
+    with pytest.raises(InputError, match="unknown split 'every'"):
+        load_dataset("drugs-xtb", "every")
