@@ -136,3 +136,9 @@ def test_split_all_is_every_split_in_order_with_one_combined_hash():
     assert split_content_sha256(manifest, "all") == expected != split_content_sha256(manifest, "test")
     with pytest.raises(InputError, match="unknown split 'every'"):
         load_dataset("drugs-xtb", "every")
+
+
+def test_drugs_xtb_holds_every_geom_drugs_test_line_that_builds():
+    manifest = read_manifest("drugs-xtb")
+    assert manifest["source"]["complete"] and manifest["source"]["lines_done"] == 1000
+    assert len(load_dataset("drugs-xtb", "all")) + manifest["rejects"]["n"] == 1000
