@@ -25,9 +25,9 @@ run: setup
 	$(BIN)/edm-bench leaderboard runs/qm9-xtb-test-xtb --out runs/leaderboard
 
 # GEOM-DRUGS under xTB (the study's section 5.2): 100 molecules of drugs-xtb, every
-# split (an evaluation set: nothing trains on it), the baselines; about 15 min on 2 cores
-# (measured: 17.8 core-s per molecule for the four baseline rows). DRUGS denoisers join
-# with DENOISERS="--denoiser CARD ...".
+# split (an evaluation set: nothing trains on it), the baselines; about 25 min on 2 cores
+# (measured: about 30 core-s per molecule for the four baseline rows and the ground
+# states). DRUGS denoisers join with DENOISERS="--denoiser CARD ...".
 run-drugs: setup
 	$(BIN)/edm-bench run --dataset drugs-xtb --split all -n 100 --no-shipped-denoiser $(DENOISERS) \
 	    --out runs/drugs-xtb-all-xtb
