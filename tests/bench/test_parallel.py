@@ -39,8 +39,8 @@ def test_local_replaces_fn_in_process_only():
 
 def test_a_lost_worker_is_retried_then_the_job_fails_alone(tmp_path):
     marker = str(tmp_path / "died")
-    with RespawningProcessPool(1) as pool:
-        results = {r.key: r for r in run_jobs(pool, die_if, [(x, (x, marker)) for x in (2, 1, 0)])}
+    with RespawningProcessPool(1) as pool:  # one job in flight: a death never takes another job with it
+        results = {r.key: r for r in run_jobs(pool, die_if, [(x, (x, marker)) for x in (2, 1, 0)], window=1)}
     assert results[2].value == 2 and results[2].error is None
     assert results[1].value == 1 and results[1].attempts >= 2  # died once, then ran
     assert results[0].error is not None and results[0].attempts == WORKER_RETRIES + 1
