@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -310,8 +310,7 @@ class LoadedDenoiser:
     def with_sampler(self, n_steps: Sequence[int | str] | None, evaluations: Sequence[int] | None
                      ) -> "LoadedDenoiser":
         """This denoiser with a run's ``--n-steps`` / ``--evaluations`` over the card's."""
-        sampler = SamplerSettings.from_card(self.card, n_steps, evaluations)
-        return LoadedDenoiser(self.key, self.card, self.card_path, self.model, sampler)
+        return replace(self, sampler=SamplerSettings.from_card(self.card, n_steps, evaluations))
 
 
 def _entry_point(card_path: Path, model: dict[str, Any], trust_code: bool) -> Any:

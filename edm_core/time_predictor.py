@@ -136,6 +136,8 @@ def train_time_predictor(train: Sequence[tuple[np.ndarray, np.ndarray]],
     (settings, wall time, and the validation error in steps, fixed noise)."""
     from tqdm import tqdm
 
+    from edm_core.train import batches
+
     timesteps = len(alpha2) - 1
     max_step = int(round(config.t_range * timesteps))
     torch.manual_seed(settings.seed)
@@ -149,11 +151,8 @@ def train_time_predictor(train: Sequence[tuple[np.ndarray, np.ndarray]],
     t0 = time.perf_counter()
     history = []
     for epoch in range(settings.epochs):
-        order = rng.permutation(len(train))
-        order = np.concatenate([c[np.argsort(sizes[c], kind="stable")] for c in np.array_split(order, 32)])
-        cut = [order[i:i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
         losses = []
-        for idx in tqdm([cut[i] for i in rng.permutation(len(cut))], desc=f"time predictor epoch {epoch + 1}",
+        for idx in tqdm(batches(sizes, settings.batch_size, rng, bucket=True), desc=f"time predictor epoch {epoch + 1}",
                         disable=not progress, leave=False):
             positions, numbers, mask = pack_molecules([train[i] for i in idx])
             x_t, t = noised_batch(positions, mask, alpha2, max_step, generator)

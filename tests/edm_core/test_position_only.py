@@ -195,3 +195,17 @@ def test_the_time_predictor_is_invariant_and_permutation_blind(rng):
     with torch.no_grad():  # padding does not change a molecule's reading
         batch = predictor(*pack_molecules([(numbers, pos), molecules(rng, sizes=(9,))[0]]))
     np.testing.assert_allclose(float(batch[0]), t[0], rtol=1e-5)
+
+
+def test_training_the_time_predictor_records_its_step_error(rng):
+    from edm_core.time_predictor import PredictorTraining, train_time_predictor
+
+    mols = molecules(rng, sizes=(4, 5, 6, 7, 5, 4))
+    predictor, record = train_time_predictor(mols, mols[:3], alpha2_table(1000),
+                                             PredictorConfig(hidden=8, n_layers=1, n_rbf=8),
+                                             PredictorTraining(epochs=2, batch_size=2), progress=False)
+    assert [h["epoch"] for h in record["history"]] == [1, 2] and record["n_train"] == 6
+    assert 0 <= record["valid_step_mae"] <= 100 and record["valid_step_mae"] == record["history"][-1]["valid_step_mae"]
+    with torch.no_grad():
+        t = predictor(*pack_molecules(mols))
+    assert t.shape == (6, 1) and bool(((t > 0) & (t < 0.1)).all())
