@@ -14,6 +14,11 @@ import numpy as np
 #: would still return finite numbers for them, but no meaningful ones.
 MIN_DISTANCE_ANG = 0.3
 
+#: Largest span (Angstrom) of a molecule along any axis. A micrometre is far beyond
+#: any molecule (GEOM-DRUGS' largest spans about 40 A), and squared distances of
+#: such spans stay far inside float32's range, where 1e30 A would overflow to inf.
+MAX_SPAN_ANG = 1.0e4
+
 
 def closest_pair(positions: np.ndarray) -> tuple[int, int, float]:
     """The two closest atoms ``(i, j, distance)`` with ``i < j`` (at least two finite atoms).
@@ -31,11 +36,15 @@ def closest_pair(positions: np.ndarray) -> tuple[int, int, float]:
     return min(i, j), max(i, j), float(dist[i, 1])
 
 
-def coincident_atoms_message(positions: np.ndarray) -> str | None:
-    """Why the atoms at ``positions`` are coincident, or None when no two are closer
-    than :data:`MIN_DISTANCE_ANG` (the message shared by the model's and the oracles' checks)."""
+def geometry_problem(positions: np.ndarray) -> str | None:
+    """Why the finite ``positions`` are not a molecule, or None: a span beyond
+    :data:`MAX_SPAN_ANG` or two atoms closer than :data:`MIN_DISTANCE_ANG` (the
+    message shared by the model's and the oracles' checks)."""
     if len(positions) < 2:
         return None
+    span = float(np.max(np.ptp(positions, axis=0)))
+    if span > MAX_SPAN_ANG:
+        return f"atoms span {span:.3g} A (at most {MAX_SPAN_ANG:.0e} A; not a molecule)"
     i, j, d = closest_pair(positions)
     if d >= MIN_DISTANCE_ANG:
         return None

@@ -21,7 +21,7 @@ from torch import nn
 from edm_core.dataset_info import DATASET_INFO, atomic_numbers_of
 from edm_core.diffusion import EnVariationalDiffusion, NetworkOutputError, Noise
 from edm_core.dynamics import EGNNDynamics, remove_mean
-from edm_core.geometry import coincident_atoms_message
+from edm_core.geometry import geometry_problem
 from edm_core.protocol import AUTO_MODES, Capabilities
 from edm_core.schedule import alpha2_table
 
@@ -312,7 +312,7 @@ class EDMDenoiser(nn.Module):
                                   f"atom types {list(self.config.atom_decoder)}")
         if positions.shape != (len(numbers), 3) or not np.all(np.isfinite(positions)):
             raise ModelInputError(f"{name}: positions must be finite with shape ({len(numbers)}, 3)")
-        if (reason := coincident_atoms_message(positions)) is not None:
+        if (reason := geometry_problem(positions)) is not None:
             raise ModelInputError(f"{name}: {reason}")
 
     def pack(self, molecules: Sequence[tuple[np.ndarray, np.ndarray]], device: torch.device | str = "cpu"

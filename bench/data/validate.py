@@ -12,7 +12,7 @@ import numpy as np
 from ase.data import chemical_symbols
 
 from bench.errors import InputError, UnsupportedMoleculeError
-from edm_core.geometry import coincident_atoms_message
+from edm_core.geometry import geometry_problem
 
 
 def default_multiplicity(numbers: np.ndarray, charge: int) -> int:
@@ -65,7 +65,7 @@ def check_molecule(
     if not np.all(np.isfinite(positions)):
         rows = np.unique(np.nonzero(~np.isfinite(positions))[0]).tolist()
         raise InputError(f"{name}: non-finite (NaN or inf) coordinates for atom(s) {rows}")
-    if (reason := coincident_atoms_message(positions)) is not None:
+    if (reason := geometry_problem(positions)) is not None:
         raise InputError(f"{name}: {reason}")
     if multiplicity < 1:
         raise InputError(f"{name}: multiplicity must be >= 1, got {multiplicity}")

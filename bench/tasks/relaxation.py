@@ -33,7 +33,7 @@ from bench.oracles.base import Oracle
 from bench.tasks.spec import RunContext, Task
 from bench.tasks.structure import best_rmsd
 from bench.units import EV_TO_KCAL_MOL
-from edm_core.geometry import coincident_atoms_message
+from edm_core.geometry import geometry_problem
 
 #: The method every speedup, energy ratio and failure substitution is measured against.
 REFERENCE = "mmff"
@@ -70,7 +70,7 @@ def output_problem(positions: Any, n_atoms: int) -> str | None:
         return f"output has shape {pos.shape}, expected ({n_atoms}, 3)"
     if not np.all(np.isfinite(pos)):
         return f"output has {int(np.sum(~np.isfinite(pos)))} NaN or infinite coordinate(s)"
-    return coincident_atoms_message(pos)
+    return geometry_problem(pos)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,7 @@ def test_edge_molecules_are_refused_by_name_or_relaxed_to_finite_positions():
         "inf": ((np.array([6, 1]), np.array([[0, 0, 0], [0, np.inf, 0]])), "positions must be finite"),
         "coincident atoms": ((np.array([6, 1, 1]), np.array([[0, 0, 0], [1.1, 0, 0], [0, 0, 0.1]])),
                              r"atoms 0 and 2 are 0\.100 A apart \(coincident"),
+        "far apart": ((np.array([1, 1]), np.array([[0, 0, 0], [0, 0, 1e30]])), r"atoms span 1e\+30 A"),
     }
     for name, (mol, reason) in refused.items():
         tally(MALFORMED)

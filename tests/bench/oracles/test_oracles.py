@@ -146,6 +146,7 @@ def test_nan_forces_are_a_failure_keeping_the_last_good_geometry(ethanol, rng):
     [
         (lambda a: a.positions.__setitem__((1, 0), np.nan), "non-finite"),
         (lambda a: a.positions.__setitem__(1, a.positions[0]), "coincident"),
+        (lambda a: a.positions.__setitem__((1, 2), 1e30), "atoms span 1e\\+30 A"),
         (lambda a: a.info.update(multiplicity=2), "multiplicity 2 is impossible"),
     ],
 )

@@ -42,6 +42,7 @@ def test_output_problems_are_named():
     assert "shape" in output_problem(np.zeros((3, 3)), 2)
     assert "NaN or infinite" in output_problem(np.array([[0, 0, 0], [np.nan, 0, 0]]), 2)
     assert "coincident" in output_problem(np.zeros((2, 3)), 2)
+    assert "span" in output_problem(np.array([[0, 0, 0], [2e4, 0, 0]]), 2)
     assert "not an array" in output_problem([["a", "b", "c"]], 1)
 
 
