@@ -139,6 +139,9 @@ CARD_SCHEMA: dict[str, Any] = {
                 "valid_loss": {"type": "number"},
                 "t_max": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                 "valid_x0_rmse_ang": {"type": "object", "additionalProperties": {"type": "number"}},
+                # what the network learned to undo: Gaussian noise (the study), or start structures too
+                "corruption": {"type": "string"},
+                "valid_start_rmsd_ang": {"type": "object", "additionalProperties": {"type": "number"}},
                 "data_overlap": {"type": "string"},
             },
         },
@@ -526,6 +529,7 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
             "wall_s": meta.get("wall_s", 0.0), "hardware": meta.get("hardware", "unknown"),
             "valid_loss": meta.get("valid_loss", float("nan")), "t_max": t_max,
             "valid_x0_rmse_ang": {k.removeprefix("x0_rmse_"): v for k, v in meta.items() if k.startswith("x0_rmse_")},
+            "corruption": corruption_description(settings, data),
             "data_overlap": "trained on the train split only; valid and test are disjoint by canonical-SMILES hash",
         },
         "notes": (f"EMA weights (decay {settings.get('ema_decay')}), batch {settings.get('batch_size')}, "
@@ -533,8 +537,23 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
                   + (f" cosine to {settings['lr_final']}" if settings.get("lr_final") is not None else "")
                   + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")),
     }
+    start_rmsd = {k.removeprefix("start_x0_rmsd_"): v for k, v in meta.items() if k.startswith("start_x0_rmsd_")}
+    if start_rmsd:
+        card["training"]["valid_start_rmsd_ang"] = {"start": meta.get("start_rmsd", float("nan")), **start_rmsd}
     validate_card(card, str(root))
     return card
+
+
+def corruption_description(settings: dict[str, Any], data: dict[str, Any]) -> str:
+    """What a checkpoint's network was trained to undo, in words (from its train settings)."""
+    fraction = settings.get("start_fraction", 0.0)
+    if not fraction:
+        return "Gaussian noise (the study's objective: ground states only)"
+    lo, hi = settings.get("start_steps", (20, 50))
+    return (f"start structures ({data.get('starts', 'start geometries')}) -> ground state for "
+            f"{100 * fraction:.0f} % of the molecules (aligned RMSD <= {settings.get('max_start_rmsd')} A), "
+            f"taken as z_n for n in {lo}..{hi}, with and without Gaussian noise; Gaussian noise for the others. "
+            "Not the study's objective: a reference row, labelled")
 
 
 def write_card(card: dict[str, Any], path: str | Path) -> Path:

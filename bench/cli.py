@@ -207,6 +207,11 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed of weights, batches and noise.")] = 0,
     position_only: Annotated[bool, typer.Option(
         help="Diffuse positions only, atom types given (the MoreRed kind; our extension).")] = False,
+    start_fraction: Annotated[float, typer.Option(
+        help="Corrupt this fraction of the molecules by their MMFF94 start instead of Gaussian noise alone "
+             "(a labelled reference family, not the study's objective).")] = 0.0,
+    init: Annotated[Optional[Path], typer.Option(
+        help="Start a new run from this checkpoint's weights and configuration (fine-tuning).")] = None,
 ) -> None:
     """Train an EDM denoiser on a dataset's ground states (original defaults; resumable)."""
     from bench.cards import card_for_checkpoint, write_card
@@ -217,10 +222,12 @@ def train_cmd(
     try:  # edm_core's settings say what is wrong in a ValueError: a bad option here
         settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
                                  ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
-                                 seed=seed)
+                                 seed=seed, start_fraction=start_fraction)
         config = EDMConfig(nf=nf, n_layers=n_layers, position_only=position_only)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if init is not None and not (init / "config.json").is_file() and not (init / "args.pickle").is_file():
+        raise typer.BadParameter(f"{init}: not a checkpoint folder (no config.json or args.pickle)", param_hint="--init")
     train = load_dataset(dataset, "train")
     valid = load_dataset(dataset, "valid")
     n = len(train) if max_molecules is None else min(max_molecules, len(train))
@@ -229,11 +236,15 @@ def train_cmd(
     manifest = read_manifest(dataset)
     data = {"dataset": str(dataset), "split": "train", "positions": "ground state (GFN2-xTB)",
             "content_sha256": manifest["splits"]["train"]["content_sha256"], "n_used": n}
+    if start_fraction > 0:
+        data["starts"] = "MMFF94 starts of the same molecules"
     if threads is not None:
         import torch
 
         torch.set_num_threads(threads)
-    trainer = Trainer(config, settings, pairs, valid_pairs, out, data)
+    train_starts = [r.start_positions for r in train[:n]] if start_fraction > 0 else None
+    trainer = Trainer(config, settings, pairs, valid_pairs, out, data, train_starts=train_starts,
+                      valid_starts=[r.start_positions for r in valid], init=init)
 
     def on_epoch(record: dict) -> None:
         typer.echo(json.dumps(record))

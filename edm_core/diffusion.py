@@ -314,21 +314,84 @@ class EnVariationalDiffusion(nn.Module):
         return z_t, eps
 
     def l2_loss(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise,
-                t_max: float = 1.0) -> torch.Tensor:
+                t_max: float = 1.0, starts: StartCorruption | None = None) -> torch.Tensor:
         """EDM's l2 training objective (per-molecule, averaged over the batch).
 
         t_int is uniform in {0, ..., round(t_max T)}; ``t_max < 1`` is our extension
-        (train only on the low-noise, relaxation part of the schedule).
+        (train only on the low-noise, relaxation part of the schedule). ``starts``
+        corrupts some molecules with their start structures (:class:`StartCorruption`).
         """
-        eps, eps_hat = self.denoising_pair(z, node_mask, noise, t_max)
+        eps, eps_hat = self.denoising_pair(z, node_mask, noise, t_max, starts)
         return 0.5 * self.molecule_errors(eps, eps_hat, node_mask).mean()
 
-    def denoising_pair(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise, t_max: float = 1.0
-                       ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(eps, eps_hat) at times t_int uniform in {0, ..., round(t_max T)}."""
+    def denoising_pair(self, z: torch.Tensor, node_mask: torch.Tensor, noise: Noise, t_max: float = 1.0,
+                       starts: StartCorruption | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eps, eps_hat) at times t_int uniform in {0, ..., round(t_max T)}.
+
+        With ``starts``, eps is the target of every molecule: for a corrupted one,
+        ``(z_t - alpha_t z) / sigma_t`` of its z_t, at a t of its path (see
+        :meth:`start_corrupted`)."""
         b = z.shape[0]
         hi = int(round(t_max * self.T))
         t_int = torch.randint(0, hi + 1, (b, 1), generator=noise.generator, device=z.device)
         t = t_int.to(z.dtype) / self.T
         z_t, eps = self.noised(z, t, node_mask, noise)
+        if starts is not None:
+            t_int, z_t, eps = self.start_corrupted(z, t_int, eps, starts, noise.generator)
+            t = t_int.to(z.dtype) / self.T
         return eps, self.predict_noise(z_t, t, node_mask)
+
+    def start_corrupted(self, z: torch.Tensor, t_int: torch.Tensor, eps: torch.Tensor, starts: StartCorruption,
+                        generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(t_int, z_t, target eps) with the paired molecules on the path of a relaxation
+        that started at their start structure.
+
+        A relaxation takes the start structure x0 + d as z_n; every reverse step then
+        shrinks what separates z_t from alpha_t x0: by sigma_s / sigma_t per step along
+        DDIM's deterministic (strided) path, by (sigma_s / sigma_t)^2 along the mean of
+        the ancestral step. A paired molecule is put on such a path: n uniform in
+        ``starts.steps``, t uniform in {0, ..., n}, ``z_t = alpha_t x0 + c d + u sigma_t eps``
+        with ``c = (sigma_t / sigma_n)^q``, q uniform in [1, 2], and u in {0, 1} (with or
+        without the ancestral sampler's Gaussian noise). At t = n, c = 1: the start
+        itself. Its features are clean (``alpha_t h``, as the relaxation's z_n holds
+        them). The target is the noise z_t implies, ``(z_t - alpha_t z) / sigma_t``, so
+        that the implied clean structure is the ground state. Unpaired molecules keep
+        ``t_int`` and ``eps``.
+        """
+        b = z.shape[0]
+        lo, hi = starts.steps
+        paired = starts.paired.reshape(b, 1).to(z.device)
+        uniform = lambda: torch.rand((b, 1), generator=generator, dtype=z.dtype, device=z.device)  # noqa: E731
+        n_start = lo + (uniform() * (hi - lo + 1)).floor().to(t_int.dtype)
+        t_path = (uniform() * (n_start + 1)).floor().to(t_int.dtype)
+        t_int = torch.where(paired, t_path, t_int)
+        sigma_t = self.sigma(self.gamma(t_int.to(z.dtype) / self.T))
+        sigma_n = self.sigma(self.gamma(n_start.to(z.dtype) / self.T))
+        c = (sigma_t / sigma_n) ** (1 + uniform())
+        u = torch.randint(0, 2, (b, 1), generator=generator, device=z.device).to(z.dtype)
+        pair = paired[:, :, None]
+        shift = (c / sigma_t)[:, :, None] * starts.displacement
+        positions = torch.where(pair, u[:, :, None] * eps[..., :3] + shift, eps[..., :3])
+        features = torch.where(pair, torch.zeros_like(eps[..., 3:]), eps[..., 3:])
+        target = torch.cat([positions, features], dim=-1)
+        gamma_t = self.gamma(t_int.to(z.dtype) / self.T)[:, :, None]
+        z_t = self.alpha(gamma_t) * z + self.sigma(gamma_t) * target
+        if self.position_only:
+            z_t = torch.cat([z_t[..., :3], z[..., 3:]], dim=-1)
+        return t_int, z_t, target
+
+
+@dataclass(frozen=True)
+class StartCorruption:
+    """Start structures of some molecules of a training batch, as corruptions.
+
+    ``displacement`` (B, N, 3): start minus ground-state positions in normalised
+    units, the start rigidly aligned onto the ground state, centred and masked
+    (zero for molecules without a pair); ``paired`` (B,) bool: the molecules
+    corrupted this way; ``steps``: the range of start steps n of the relaxations
+    whose paths they are put on.
+    """
+
+    displacement: torch.Tensor
+    paired: torch.Tensor
+    steps: tuple[int, int] = (20, 50)

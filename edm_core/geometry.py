@@ -50,3 +50,21 @@ def geometry_problem(positions: np.ndarray) -> str | None:
         return None
     return f"atoms {i} and {j} are {d:.3f} A apart (coincident; minimum {MIN_DISTANCE_ANG} A)"
 
+
+
+def aligned_onto(probe: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``probe`` rigidly moved onto ``reference`` (same atom order): centred on the
+    reference's centroid and rotated by the Kabsch rotation (scipy's ``align_vectors``,
+    proper rotations only) that minimises the RMSD."""
+    import warnings
+
+    from scipy.spatial.transform import Rotation
+
+    probe, reference = np.asarray(probe, dtype=float), np.asarray(reference, dtype=float)
+    p, r = probe - probe.mean(axis=0), reference - reference.mean(axis=0)
+    if len(probe) < 2:
+        return p + reference.mean(axis=0)
+    with warnings.catch_warnings():  # a linear molecule: any rotation about its axis is optimal
+        warnings.simplefilter("ignore", UserWarning)
+        rotation, _ = Rotation.align_vectors(r, p)
+    return rotation.apply(p) + reference.mean(axis=0)

@@ -43,8 +43,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from edm_core.checkpoint import save_checkpoint
-from edm_core.diffusion import Noise
+from edm_core.checkpoint import load_checkpoint, save_checkpoint
+from edm_core.diffusion import Noise, StartCorruption
+from edm_core.geometry import aligned_onto
 from edm_core.model import EDMConfig, EDMDenoiser
 
 
@@ -65,6 +66,15 @@ class TrainSettings:
     n_valid: int = 500
     bucket: bool = True
     lr_final: float | None = None
+    #: Fraction of the training molecules with a start structure whose corruption is
+    #: that start (:class:`~edm_core.diffusion.StartCorruption`), not Gaussian noise alone.
+    start_fraction: float = 0.0
+    #: Start steps n such a corruption stands for (the relaxation's n).
+    start_steps: tuple[int, int] = (20, 50)
+    #: Start structures further than this from their ground state (aligned RMSD,
+    #: Angstrom) are not used: they relax to another conformer, which no step of a
+    #: few hundredths of an Angstrom per coordinate can reach.
+    max_start_rmsd: float = 0.25
 
     def __post_init__(self) -> None:
         if not 0 < self.t_max <= 1:
@@ -75,6 +85,10 @@ class TrainSettings:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.lr_final is not None and not 0 <= self.lr_final <= self.lr:
             raise ValueError(f"lr_final must be in [0, lr], got {self.lr_final}")
+        if not 0 <= self.start_fraction <= 1:
+            raise ValueError(f"start_fraction must be in [0, 1], got {self.start_fraction}")
+        if not 0 <= self.start_steps[0] <= self.start_steps[1]:
+            raise ValueError(f"start_steps must be two steps lo <= hi, got {self.start_steps}")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of (0-based) ``epoch``: constant, or cosine to ``lr_final``."""
@@ -155,13 +169,24 @@ class Trainer:
         The run folder; an existing ``train_state.pt`` there is resumed.
     data_description : dict
         Recorded in every checkpoint's metadata (dataset, split, content hash).
+    train_starts, valid_starts : sequences of (n_atoms, 3) arrays or None, optional
+        A start structure of each molecule (the same atoms in the same order, e.g.
+        its MMFF94 geometry), used as a corruption of ``settings.start_fraction``
+        of the molecules and scored in validation (``start_x0_rmsd_n<k>``).
+    init : path, optional
+        A checkpoint whose weights (and configuration) a new run starts from
+        (fine-tuning); ignored when resuming.
     """
 
     def __init__(self, config: EDMConfig, settings: TrainSettings, train: Sequence[tuple[np.ndarray, np.ndarray]],
                  valid: Sequence[tuple[np.ndarray, np.ndarray]], out_dir: Path,
-                 data_description: dict[str, Any] | None = None) -> None:
+                 data_description: dict[str, Any] | None = None,
+                 train_starts: Sequence[np.ndarray | None] | None = None,
+                 valid_starts: Sequence[np.ndarray | None] | None = None, init: Path | None = None) -> None:
         self.settings = settings
         self.train_set, self.valid_set = list(train), list(valid)[: settings.n_valid]
+        self.train_shift = self._displacements(self.train_set, train_starts)
+        self.valid_shift = self._displacements(self.valid_set, valid_starts)
         self.sizes = np.array([len(numbers) for numbers, _ in self.train_set])
         self.out_dir = Path(out_dir)
         self.data_description = data_description or {}
@@ -173,7 +198,10 @@ class Trainer:
         else:
             state = None
         torch.manual_seed(settings.seed)
-        self.model = EDMDenoiser(config).to(self.device)
+        if init is not None and state is None:
+            self.model = load_checkpoint(init).to(self.device)
+        else:
+            self.model = EDMDenoiser(config).to(self.device)
         self.ema = copy.deepcopy(self.model)
         self.optimizer = torch.optim.AdamW(self.model.model.parameters(), lr=settings.lr, amsgrad=True,
                                            weight_decay=settings.weight_decay)
@@ -207,15 +235,52 @@ class Trainer:
         self.generator.set_state(state["torch_rng"])
 
     # -- training --------------------------------------------------------------------------------
+    def _displacements(self, data: list, starts: Sequence[np.ndarray | None] | None) -> list[np.ndarray | None]:
+        """Per molecule: its start aligned onto it minus its positions (Angstrom), or
+        None (no start, or one further than ``settings.max_start_rmsd``)."""
+        if starts is None:
+            return [None] * len(data)
+        if len(starts) < len(data):
+            raise ValueError(f"{len(starts)} start structures for {len(data)} molecules")
+        out: list[np.ndarray | None] = []
+        for (numbers, positions), start in zip(data, starts):
+            if start is None:
+                out.append(None)
+                continue
+            if np.shape(start) != np.shape(positions):
+                raise ValueError(f"a start structure of shape {np.shape(start)} for {len(numbers)} atoms")
+            d = aligned_onto(start, positions) - np.asarray(positions, dtype=float)
+            out.append(d if np.sqrt((d ** 2).sum(axis=1).mean()) <= self.settings.max_start_rmsd else None)
+        return out
+
     def _z(self, model: EDMDenoiser, idx: np.ndarray, data: list) -> tuple[torch.Tensor, torch.Tensor]:
         x, one_hot, charges, mask = model.pack([data[i] for i in idx], self.device)
         return model.normalize(x, one_hot, charges, mask), mask
+
+    def _shift(self, model: EDMDenoiser, idx: np.ndarray, shifts: list, mask: torch.Tensor) -> torch.Tensor:
+        """(B, N, 3) displacements of the molecules ``idx`` in normalised units (zero without one)."""
+        out = torch.zeros((len(idx), mask.shape[1], 3), dtype=mask.dtype, device=mask.device)
+        for row, i in enumerate(idx):
+            if shifts[i] is not None:
+                out[row, : len(shifts[i])] = torch.as_tensor(shifts[i], dtype=mask.dtype)
+        return out / model.model.norm_values[0]
+
+    def _starts(self, idx: np.ndarray, mask: torch.Tensor) -> StartCorruption | None:
+        """The start corruption of a training batch: each molecule with a displacement
+        is corrupted by it with probability ``settings.start_fraction``."""
+        if self.settings.start_fraction == 0:
+            return None
+        has = np.array([self.train_shift[i] is not None for i in idx])
+        paired = has & (self.rng.random(len(idx)) < self.settings.start_fraction)
+        return StartCorruption(self._shift(self.model, idx, self.train_shift, mask),
+                               torch.as_tensor(paired, device=mask.device), tuple(self.settings.start_steps))
 
     def train_step(self, idx: np.ndarray) -> float:
         """One optimisation step on the molecules ``idx``; returns the loss."""
         self.model.train()
         z, mask = self._z(self.model, idx, self.train_set)
-        loss = self.model.model.l2_loss(z, mask, Noise(self.generator), t_max=self.settings.t_max)
+        loss = self.model.model.l2_loss(z, mask, Noise(self.generator), t_max=self.settings.t_max,
+                                        starts=self._starts(idx, mask))
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.settings.clip_grad:
@@ -235,6 +300,9 @@ class Trainer:
         better than predicting zero noise). ``x0_rmse_n<k>``: at step k, the RMS
         error per coordinate (Angstrom) of the implied clean positions; predicting
         zero noise gives sigma_k / alpha_k (0.014, 0.042, 0.071 A at k = 10, 30, 50).
+        With start structures: ``start_rmsd``, their mean RMSD to the ground state
+        (Angstrom, aligned), and ``start_x0_rmsd_n<k>``, that of the clean structure
+        implied by one network call on the start taken as z_k (k in ``start_steps``).
         """
         model = model or self.ema
         model.eval()
@@ -247,9 +315,24 @@ class Trainer:
         noise = Noise.from_seed(seed)
         losses, weights, pos_sq, n_pos = [], [], 0.0, 0
         x0_sq = dict.fromkeys(steps, 0.0)
+        start_steps = sorted(set(self.settings.start_steps))
+        start_rmsd: dict[int, list[float]] = {k: [] for k in [0, *start_steps]}
         for start in range(0, len(self.valid_set), self.settings.batch_size):
             idx = np.arange(start, min(start + self.settings.batch_size, len(self.valid_set)))
             z, mask = self._z(model, idx, self.valid_set)
+            has = torch.as_tensor([self.valid_shift[i] is not None for i in idx])
+            if has.any():
+                shifted = z.clone()
+                shifted[..., :3] += self._shift(model, idx, self.valid_shift, mask)
+                for k in [0, *start_steps]:
+                    x0_hat = shifted
+                    if k > 0:
+                        t = torch.full((len(idx), 1), k / diffusion.T, dtype=z.dtype)
+                        gamma = diffusion.gamma(t)[:, :, None]
+                        eps_hat = diffusion.predict_noise(shifted, t, mask)
+                        x0_hat = (shifted - diffusion.sigma(gamma) * eps_hat) / diffusion.alpha(gamma)
+                    sq = ((((x0_hat - z)[..., :3] * diffusion.norm_values[0]) ** 2) * mask).sum(dim=(1, 2))
+                    start_rmsd[k] += torch.sqrt(sq / mask.sum(dim=(1, 2)))[has].tolist()
             eps, eps_hat = diffusion.denoising_pair(z, mask, noise, t_max=self.settings.t_max)
             losses.append(float(0.5 * diffusion.molecule_errors(eps, eps_hat, mask).mean()))
             weights.append(len(idx))
@@ -263,6 +346,9 @@ class Trainer:
                 x0_sq[k] += float((((x0_hat - z)[..., :3] * diffusion.norm_values[0]) ** 2 * mask).sum())
         metrics.update(valid_loss=float(np.average(losses, weights=weights)), valid_position_mse=pos_sq / n_pos)
         metrics.update({f"x0_rmse_n{k}": round(float(np.sqrt(v / n_pos)), 5) for k, v in x0_sq.items()})
+        if start_rmsd[0]:
+            metrics.update({("start_rmsd" if k == 0 else f"start_x0_rmsd_n{k}"): round(float(np.mean(v)), 5)
+                            for k, v in start_rmsd.items()})
         return metrics
 
     def validation_loss(self, model: EDMDenoiser | None = None, seed: int = 12345) -> float:

@@ -23,7 +23,7 @@ from bench.data.dataset import load_dataset
 from bench.errors import InputError
 from bench.runner import check_backend, write_run_folder
 from bench.tasks.phases import aggregate_phases, chain_frames, exploration_end, phase_metrics
-from bench.tasks.stability import canonical_smiles, generation_table, metrics_from_table
+from bench.tasks.stability import bond_rule_for, canonical_smiles, generation_table, metrics_from_table
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ def run_phases(settings: GenerationSettings, out_dir: Path) -> dict[str, Any]:
         for seed, size in _batches(settings):
             out = denoiser.model.generate(size, keep_chain=True, seed=seed)
             chains = chain_frames(out["chain"], out["node_mask"], out["atomic_numbers"], out["position_scale"])
-            frames += [phase_metrics(nums, pos, f"seed {seed} sample {k}") for k, (nums, pos) in enumerate(chains)]
+            rule = bond_rule_for(denoiser.model.config.atomic_numbers)
+            frames += [phase_metrics(nums, pos, f"seed {seed} sample {k}", rule) for k, (nums, pos) in enumerate(chains)]
         df = pd.concat(frames, ignore_index=True).assign(method=key)
         end = exploration_end(df)
         summary = aggregate_phases(df).assign(method=key)
@@ -117,9 +118,10 @@ def run_generation(settings: GenerationSettings, out_dir: Path) -> dict[str, Any
         for seed, size in _batches(settings):
             out = denoiser.model.generate(size, seed=seed)
             molecules += list(zip(out["numbers"], out["positions"]))
-        table = generation_table(molecules).assign(method=key)
+        rule = bond_rule_for(denoiser.model.config.atomic_numbers)
+        table = generation_table(molecules, rule).assign(method=key, bond_rule=rule)
         metrics = {k: round(v, 4) for k, v in metrics_from_table(table, training).items()}
-        methods[key] = {**_card_columns(denoiser), **metrics}
+        methods[key] = {**_card_columns(denoiser), **metrics, "bond_rule": rule}
         samples.append(table)
         rows.append({"method": key, **methods[key]})
     tables = {"samples": pd.concat(samples, ignore_index=True), "generation_summary": pd.DataFrame(rows)}

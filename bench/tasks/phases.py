@@ -85,7 +85,7 @@ def settled(equal_to_final: np.ndarray) -> np.ndarray:
     return np.flip(np.logical_and.accumulate(np.flip(np.asarray(equal_to_final, dtype=bool), axis=0), axis=0), axis=0)
 
 
-def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = "") -> pd.DataFrame:
+def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = "", rule: str = "qm9") -> pd.DataFrame:
     """Per-frame phase metrics of one chain.
 
     Parameters
@@ -95,11 +95,13 @@ def phase_metrics(numbers: np.ndarray, positions: np.ndarray, molecule: str = ""
     positions : (n_frames, n_atoms, 3) array, Angstrom
     molecule : str
         Identifier written in every row.
+    rule : {"qm9", "geom"}
+        EDM's bond rule (:data:`bench.tasks.stability.BOND_RULES`) of the model's elements.
     """
     numbers, positions = np.asarray(numbers), np.asarray(positions, dtype=float)
     if numbers.shape != positions.shape[:2]:
         raise ValueError(f"numbers {numbers.shape} and positions {positions.shape} disagree")
-    orders = [bond_orders(numbers[s], positions[s]) for s in range(len(positions))]
+    orders = [bond_orders(numbers[s], positions[s], rule) for s in range(len(positions))]
     bonded = np.triu(orders[-1] > 0, k=1)
     d_final = np.linalg.norm(positions[-1][:, None] - positions[-1][None], axis=-1)
     elements_final = settled(numbers == numbers[-1])

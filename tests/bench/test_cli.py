@@ -67,6 +67,8 @@ def test_bad_run_values_end_in_one_line_and_exit_2(args, tmp_path):
 BAD_INVOCATIONS = [
     ["report", "/no/such/run"], ["train", "--out", "/tmp/edm-bench-never", "--epochs", "0"],
     ["train", "--out", "/tmp/edm-bench-never", "--nf", "0"], ["leaderboard", "/no/such/run"],
+    ["train", "--out", "/tmp/edm-bench-never", "--start-fraction", "2"],
+    ["train", "--out", "/tmp/edm-bench-never", "--init", "/no/such/checkpoint"],
     ["check", "/no/such/run", "--baseline", "bench/baseline.yml"], ["perf", "--backends", "nosuch"],
     ["perf", "--cases", "nosuch"], ["gpu-check", "--frobnicate"], ["boltzmann", "--n-molecules", "0"],
     ["boltzmann", "--temperatures", "-5"], ["phases", "--denoiser", "no/such.yml"], ["generation"],

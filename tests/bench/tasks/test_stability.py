@@ -91,3 +91,25 @@ def test_generation_table_on_hand_built_molecules():
     assert torn["valid"] and torn["smiles"] == "CC"  # EDM's validity: the largest fragment sanitizes
     assert m["validity"] == 1.0 and m["uniqueness"] == pytest.approx(2 / 3)  # ethanol twice
     assert m["novelty"] == pytest.approx(1 / 2)  # ethanol is a training molecule: only CC is novel
+
+
+def test_geom_rule_looks_pairs_up_lighter_element_first_and_judges_validity_by_single_bonds():
+    """C=S: the tables hold a C-S double entry but no S-C one. The QM9 rule finds the
+    double bond only when C comes first; EDM's GEOM rule (geom_predictor on the
+    type-sorted pair) finds it in either order, and its validity takes bonds as single."""
+    from bench.tasks.stability import BOND_RULES, bond_rule_for, generation_table, largest_fragment_smiles
+
+    cs = np.array([[0.0, 0, 0], [1.61, 0, 0]])  # 161 pm: under the C=S double threshold 160 + 5
+    assert bond_orders(np.array([6, 16]), cs)[0, 1] == 2
+    assert bond_orders(np.array([16, 6]), cs)[0, 1] == 1  # (S, C): single entry only
+    for numbers in (np.array([6, 16]), np.array([16, 6])):
+        assert bond_orders(numbers, cs, rule="geom")[0, 1] == 2
+    ethene = molecule_from_smiles("C=C")
+    assert largest_fragment_smiles(ethene.numbers, ethene.positions) == "C=C"
+    # every bond single: RDKit fills each carbon with an implicit hydrogen, so the sample
+    # is valid (as ethane): EDM's lenient GEOM validity
+    assert largest_fragment_smiles(ethene.numbers, ethene.positions, "geom") == "CC"
+    assert generation_table([(ethene.numbers, ethene.positions)], "geom")["molecule_stable"].item()
+    assert bond_rule_for([1, 6, 8]) == "qm9" and bond_rule_for([1, 6, 16]) == "geom" and BOND_RULES == ("qm9", "geom")
+    with pytest.raises(ValueError, match="unknown bond rule 'drugs'"):
+        bond_orders(ethene.numbers, ethene.positions, "drugs")
