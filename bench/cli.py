@@ -13,6 +13,8 @@ import typer
 if TYPE_CHECKING:
     import pandas as pd
 
+    from edm_core.model import EDMConfig
+
 app = typer.Typer(help="Benchmarks of molecular diffusion denoisers on the potential energy surface.",
                   no_args_is_help=True, add_completion=False)
 data_app = typer.Typer(help="Build, inspect and read datasets.", no_args_is_help=True)
@@ -212,10 +214,14 @@ def train_cmd(
              "(a labelled reference family, not the study's objective).")] = 0.0,
     init: Annotated[Optional[Path], typer.Option(
         help="Start a new run from this checkpoint's weights and configuration (fine-tuning).")] = None,
+    atom_types: Annotated[str, typer.Option(
+        help="EDM's atom decoder: qm9 (H C N O F, with charges), geom (16 elements, no charges, the DRUGS "
+             "model's), or auto: qm9 if the training set fits it, else geom.")] = "auto",
 ) -> None:
     """Train an EDM denoiser on a dataset's ground states (original defaults; resumable)."""
     from bench.cards import card_for_checkpoint, write_card
     from bench.data import load_dataset, read_manifest
+    from edm_core.dataset_info import DATASET_INFO
     from edm_core.model import EDMConfig
     from edm_core.train import Trainer, TrainSettings
 
@@ -223,15 +229,19 @@ def train_cmd(
         settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
                                  ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
                                  seed=seed, start_fraction=start_fraction)
-        config = EDMConfig(nf=nf, n_layers=n_layers, position_only=position_only)
+        EDMConfig(nf=nf, n_layers=n_layers)  # the size options, checked before any data is read
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    if atom_types not in ("auto", *DATASET_INFO):
+        raise typer.BadParameter(f"{atom_types!r}: choose from auto, {', '.join(DATASET_INFO)}",
+                                 param_hint="--atom-types")
     if init is not None and not (init / "config.json").is_file() and not (init / "args.pickle").is_file():
         raise typer.BadParameter(f"{init}: not a checkpoint folder (no config.json or args.pickle)", param_hint="--init")
     train = load_dataset(dataset, "train")
     valid = load_dataset(dataset, "valid")
     n = len(train) if max_molecules is None else min(max_molecules, len(train))
     pairs = [(r.numbers, r.ground_positions) for r in train[:n]]
+    config = _training_config(pairs, atom_types, nf=nf, n_layers=n_layers, position_only=position_only)
     valid_pairs = [(r.numbers, r.ground_positions) for r in valid]
     manifest = read_manifest(dataset)
     data = {"dataset": str(dataset), "split": "train", "positions": "ground state (GFN2-xTB)",
@@ -254,6 +264,32 @@ def train_cmd(
 
     trainer.fit(on_epoch=on_epoch)
     typer.echo(f"checkpoints and cards in {out}/epoch_*")
+
+
+def _training_config(molecules: list, atom_types: str, **options: object) -> EDMConfig:
+    """The EDM config of a new run: ``atom_types``' decoder (``auto``: the first of
+    qm9, geom that holds every element of ``molecules``) and the training set's own
+    size histogram (what generation samples sizes from)."""
+    import numpy as np
+    from ase.data import chemical_symbols
+
+    from edm_core.dataset_info import DATASET_INFO, atomic_numbers_of
+    from edm_core.model import EDMConfig
+
+    elements = {int(z) for numbers, _ in molecules for z in numbers}
+    fits = [name for name, info in DATASET_INFO.items() if elements <= set(atomic_numbers_of(info["atom_decoder"]))]
+    chosen = (fits[0] if fits else "geom") if atom_types == "auto" else atom_types
+    outside = sorted(elements - set(atomic_numbers_of(DATASET_INFO[chosen]["atom_decoder"])))
+    if outside:
+        raise typer.BadParameter(f"the training set holds {[chemical_symbols[z] for z in outside]}, not among "
+                                 f"EDM's {chosen} atom types", param_hint="--atom-types")
+    sizes, counts = np.unique([len(numbers) for numbers, _ in molecules], return_counts=True)
+    largest = max(int(sizes.max()), DATASET_INFO[chosen]["max_n_nodes"])
+    try:
+        return EDMConfig.for_dataset(chosen, max_n_nodes=largest,
+                                     n_nodes_histogram={int(k): int(v) for k, v in zip(sizes, counts)}, **options)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 @app.command("train-time-predictor")

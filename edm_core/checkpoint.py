@@ -24,7 +24,6 @@ from typing import Any
 
 import torch
 
-from edm_core.dataset_info import DATASET_INFO
 from edm_core.model import EDMConfig, EDMDenoiser, build_model
 
 FORMAT = "edm-bench-checkpoint"
@@ -91,10 +90,9 @@ def config_from_args(args: argparse.Namespace, source: str = "args.pickle") -> E
     if a.get("remove_h"):
         raise CheckpointError(f"{source}: remove_h=True (no-hydrogen) checkpoints are not supported")
     dataset = "geom" if str(a.get("dataset", "qm9")).startswith("geom") else "qm9"
-    info = DATASET_INFO[dataset]
     try:
-        return EDMConfig(
-            dataset=dataset, atom_decoder=tuple(info["atom_decoder"]), include_charges=bool(a["include_charges"]),
+        return EDMConfig.for_dataset(
+            dataset, include_charges=bool(a["include_charges"]),
             nf=int(a["nf"]), n_layers=int(a["n_layers"]), inv_sublayers=int(a.get("inv_sublayers", 1)),
             attention=bool(a.get("attention", True)), tanh=bool(a.get("tanh", True)),
             norm_constant=float(a.get("norm_constant", 1)), sin_embedding=bool(a.get("sin_embedding", False)),
@@ -104,7 +102,6 @@ def config_from_args(args: argparse.Namespace, source: str = "args.pickle") -> E
             diffusion_noise_schedule=str(a["diffusion_noise_schedule"]),
             diffusion_noise_precision=float(a["diffusion_noise_precision"]),
             normalize_factors=tuple(float(v) for v in a.get("normalize_factors", (1, 4, 10))),
-            max_n_nodes=int(info["max_n_nodes"]), n_nodes_histogram=dict(info["n_nodes_histogram"]),
         )
     except KeyError as exc:
         raise CheckpointError(f"{source}: option {exc} missing") from exc

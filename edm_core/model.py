@@ -86,6 +86,18 @@ class EDMConfig:
         return d
 
     @classmethod
+    def for_dataset(cls, dataset: str, **options: Any) -> "EDMConfig":
+        """A config with EDM's facts about ``dataset`` ("qm9" or "geom": atom decoder,
+        largest molecule, size histogram; charges as the original: QM9 with, GEOM
+        without), any of them overridden by ``options``."""
+        if dataset not in DATASET_INFO:
+            raise ValueError(f"unknown EDM dataset {dataset!r}; choose from {sorted(DATASET_INFO)}")
+        info = DATASET_INFO[dataset]
+        facts = {"dataset": dataset, "atom_decoder": tuple(info["atom_decoder"]), "include_charges": dataset == "qm9",
+                 "max_n_nodes": int(info["max_n_nodes"]), "n_nodes_histogram": dict(info["n_nodes_histogram"])}
+        return cls(**{**facts, **options})
+
+    @classmethod
     def from_json(cls, d: dict[str, Any]) -> "EDMConfig":
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -69,6 +70,7 @@ BAD_INVOCATIONS = [
     ["train", "--out", "/tmp/edm-bench-never", "--nf", "0"], ["leaderboard", "/no/such/run"],
     ["train", "--out", "/tmp/edm-bench-never", "--start-fraction", "2"],
     ["train", "--out", "/tmp/edm-bench-never", "--init", "/no/such/checkpoint"],
+    ["train", "--out", "/tmp/edm-bench-never", "--atom-types", "zinc"],
     ["check", "/no/such/run", "--baseline", "bench/baseline.yml"], ["perf", "--backends", "nosuch"],
     ["perf", "--cases", "nosuch"], ["gpu-check", "--frobnicate"], ["boltzmann", "--n-molecules", "0"],
     ["boltzmann", "--temperatures", "-5"], ["phases", "--denoiser", "no/such.yml"], ["generation"],
@@ -98,3 +100,21 @@ def test_every_subcommand_refuses_a_bad_value_in_one_line_with_exit_2(args, tmp_
 def test_a_bare_group_prints_its_help_and_exits_0():
     result = subprocess.run([sys.executable, "-m", "bench.cli", "data"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "build" in result.stdout and "info" in result.stdout
+
+
+def test_a_new_training_run_picks_edm_atom_types_from_its_data_and_its_own_size_histogram():
+    import typer
+
+    from bench.cli import _training_config
+
+    qm9 = [(np.array([6, 1, 1, 1, 1]), None), (np.array([8, 1, 1]), None), (np.array([8, 1, 1]), None)]
+    config = _training_config(qm9, "auto", nf=8, n_layers=1)
+    assert config.dataset == "qm9" and config.include_charges and config.n_nodes_histogram == {3: 2, 5: 1}
+    drug = [*qm9, (np.array([16, 6, 17, 1, 1, 1]), None)]
+    config = _training_config(drug, "auto", nf=8, n_layers=1)
+    assert config.dataset == "geom" and not config.include_charges and config.max_n_nodes == 181
+    assert _training_config(qm9, "geom", nf=8, n_layers=1).dataset == "geom"
+    with pytest.raises(typer.BadParameter, match=r"\['S', 'Cl'\], not among EDM's qm9 atom types"):
+        _training_config(drug, "qm9", nf=8, n_layers=1)
+    with pytest.raises(typer.BadParameter, match=r"\['Xe'\], not among EDM's geom"):
+        _training_config([(np.array([54, 9]), None)], "auto", nf=8, n_layers=1)
