@@ -212,6 +212,9 @@ def train_cmd(
     start_fraction: Annotated[float, typer.Option(
         help="Corrupt this fraction of the molecules by their MMFF94 start instead of Gaussian noise alone "
              "(a labelled reference family, not the study's objective).")] = 0.0,
+    max_start_rmsd: Annotated[float, typer.Option(
+        help="With --start-fraction: leave out starts further than this from their ground state "
+             "(aligned RMSD, A).")] = 0.25,
     init: Annotated[Optional[Path], typer.Option(
         help="Start a new run from this checkpoint's weights and configuration (fine-tuning).")] = None,
     atom_types: Annotated[str, typer.Option(
@@ -228,7 +231,7 @@ def train_cmd(
     try:  # edm_core's settings say what is wrong in a ValueError: a bad option here
         settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
                                  ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
-                                 seed=seed, start_fraction=start_fraction)
+                                 seed=seed, start_fraction=start_fraction, max_start_rmsd=max_start_rmsd)
         EDMConfig(nf=nf, n_layers=n_layers)  # the size options, checked before any data is read
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -87,6 +87,8 @@ class TrainSettings:
             raise ValueError(f"lr_final must be in [0, lr], got {self.lr_final}")
         if not 0 <= self.start_fraction <= 1:
             raise ValueError(f"start_fraction must be in [0, 1], got {self.start_fraction}")
+        if not self.max_start_rmsd > 0:
+            raise ValueError(f"max_start_rmsd must be > 0 A, got {self.max_start_rmsd}")
         if not 0 <= self.start_steps[0] <= self.start_steps[1]:
             raise ValueError(f"start_steps must be two steps lo <= hi, got {self.start_steps}")
 

@@ -71,6 +71,7 @@ BAD_INVOCATIONS = [
     ["train", "--out", "/tmp/edm-bench-never", "--start-fraction", "2"],
     ["train", "--out", "/tmp/edm-bench-never", "--init", "/no/such/checkpoint"],
     ["train", "--out", "/tmp/edm-bench-never", "--atom-types", "zinc"],
+    ["train", "--out", "/tmp/edm-bench-never", "--max-start-rmsd", "0"],
     ["check", "/no/such/run", "--baseline", "bench/baseline.yml"], ["perf", "--backends", "nosuch"],
     ["perf", "--cases", "nosuch"], ["gpu-check", "--frobnicate"], ["boltzmann", "--n-molecules", "0"],
     ["boltzmann", "--temperatures", "-5"], ["phases", "--denoiser", "no/such.yml"], ["generation"],
