@@ -530,7 +530,7 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
             "valid_loss": meta.get("valid_loss", float("nan")), "t_max": t_max,
             "valid_x0_rmse_ang": {k.removeprefix("x0_rmse_"): v for k, v in meta.items() if k.startswith("x0_rmse_")},
             "corruption": corruption_description(settings, data),
-            "data_overlap": "trained on the train split only; valid and test are disjoint by canonical-SMILES hash",
+            "data_overlap": overlap_description(data),
         },
         "notes": (f"EMA weights (decay {settings.get('ema_decay')}), batch {settings.get('batch_size')}, "
                   f"lr {settings.get('lr')}"
@@ -542,6 +542,17 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
         card["training"]["valid_start_rmsd_ang"] = {"start": meta.get("start_rmsd", float("nan")), **start_rmsd}
     validate_card(card, str(root))
     return card
+
+
+def overlap_description(data: dict[str, Any]) -> str:
+    """The card's statement of what the training set shares with the evaluation sets."""
+    text = "trained on the train split only; valid and test are disjoint by canonical-SMILES hash"
+    overlap = data.get("overlap")
+    if overlap:
+        n = data.get("n_used", data.get("n_train", "?"))
+        text += "; training molecules sharing a canonical SMILES with " + ", ".join(
+            f"{split}: {count} of {n}" for split, count in overlap.items())
+    return text
 
 
 def corruption_description(settings: dict[str, Any], data: dict[str, Any]) -> str:

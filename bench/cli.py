@@ -251,6 +251,7 @@ def train_cmd(
             "content_sha256": manifest["splits"]["train"]["content_sha256"], "n_used": n}
     if start_fraction > 0:
         data["starts"] = "MMFF94 starts of the same molecules"
+    data["overlap"] = _evaluation_overlap(dataset, [r.smiles for r in train[:n]])
     if threads is not None:
         import torch
 
@@ -267,6 +268,19 @@ def train_cmd(
 
     trainer.fit(on_epoch=on_epoch)
     typer.echo(f"checkpoints and cards in {out}/epoch_*")
+
+
+#: The shipped evaluation splits a card states its training set's overlap with.
+EVALUATION_SPLITS = (("qm9-xtb", "test"), ("drugs-xtb", "all"))
+
+
+def _evaluation_overlap(dataset: str, smiles: list[str]) -> dict[str, int]:
+    """Training molecules per shipped evaluation split that share its canonical SMILES
+    (``{"drugs-xtb/all": 0, ...}``); a split of the training set's own dataset is
+    disjoint by construction and counted all the same."""
+    from bench.data.dataset import smiles_overlap
+
+    return {f"{name}/{split}": smiles_overlap(smiles, name, split) for name, split in EVALUATION_SPLITS}
 
 
 def _training_config(molecules: list, atom_types: str, **options: object) -> EDMConfig:

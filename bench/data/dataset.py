@@ -241,6 +241,14 @@ def load_dataset(name_or_path: str | os.PathLike[str], split: str = "test", veri
     return MoleculeSet(arrays, split, manifest.get("name", str(name_or_path)))
 
 
+def smiles_overlap(smiles: Sequence[str], name_or_path: str | os.PathLike[str], split: str = ALL) -> int:
+    """How many of ``smiles`` (canonical, as datasets store them) are molecules of
+    that dataset split: the overlap a model card states between a training set and
+    an evaluation set."""
+    held = set(load_dataset(name_or_path, split).arrays["smiles"].tolist())
+    return sum(1 for s in smiles if s in held)
+
+
 def split_content_sha256(manifest: dict[str, Any], split: str) -> str:
     """The content hash a run records for ``split``: the split's own, or for ``"all"``
     the sha256 of the splits' hashes in order (train, valid, test)."""

@@ -142,3 +142,15 @@ def test_drugs_xtb_holds_every_geom_drugs_test_line_that_builds():
     manifest = read_manifest("drugs-xtb")
     assert manifest["source"]["complete"] and manifest["source"]["lines_done"] == 1000
     assert len(load_dataset("drugs-xtb", "all")) + manifest["rejects"]["n"] == 1000
+
+
+def test_smiles_overlap_counts_shared_molecules_and_the_card_states_it():
+    from bench.cards import overlap_description
+    from bench.data.dataset import smiles_overlap
+
+    test = load_dataset("qm9-xtb", "test")
+    some = [r.smiles for r in test[:5]] + ["not-a-molecule"]
+    assert smiles_overlap(some, "qm9-xtb", "test") == 5
+    assert smiles_overlap([r.smiles for r in load_dataset("qm9-xtb", "train")[:500]], "qm9-xtb", "test") == 0
+    text = overlap_description({"n_used": 6, "overlap": {"qm9-xtb/test": 5, "drugs-xtb/all": 0}})
+    assert text.endswith("qm9-xtb/test: 5 of 6, drugs-xtb/all: 0 of 6")
