@@ -102,7 +102,7 @@ def test_bond_final_compares_bond_counts_not_bond_partners(monkeypatch):
     first = np.array([[0, 2, 0], [2, 0, 0], [0, 0, 0]])
     last = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]])
     frames = iter([first, last])
-    monkeypatch.setattr(phases, "bond_orders", lambda numbers, positions: next(frames))
+    monkeypatch.setattr(phases, "bond_orders", lambda numbers, positions, rule: next(frames))
     pos = np.array([[[0, 0, 0], [1.2, 0, 0], [0, 1.2, 0]]] * 2, dtype=float)
     df = phases.phase_metrics(np.full((2, 3), 6), pos)
     assert df["frac_atoms_bonds_final"].tolist() == pytest.approx([1 / 3, 1.0])
