@@ -77,7 +77,7 @@ gpu-check-dry: setup
 
 # datasets/README.md = the hand-written head + one generated section per shipped set.
 datasets-readme: setup
-	{ cat datasets/README.head.md; for d in qm9-xtb drugs-xtb; do $(BIN)/edm-bench data info $$d --markdown; done; } \
+	{ cat datasets/README.head.md; for d in qm9-xtb drugs-xtb zinc-xtb; do $(BIN)/edm-bench data info $$d --markdown; done; } \
 		> datasets/README.md
 
 clean:

@@ -43,7 +43,7 @@ SPLITS = ("train", "valid", "test")
 ALL = "all"
 #: Where the shipped sets live: ``<repo>/datasets/<name>``.
 SHIPPED_ROOT = Path(__file__).resolve().parents[2] / "datasets"
-SHIPPED = ("qm9-xtb", "drugs-xtb")
+SHIPPED = ("qm9-xtb", "drugs-xtb", "zinc-xtb")
 
 _ARRAYS = {
     "id": None, "smiles": None, "n_atoms": np.int32, "numbers": np.int16, "charge": np.int16,

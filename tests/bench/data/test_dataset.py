@@ -10,15 +10,16 @@ import pytest
 
 from bench.data import load_dataset, read_manifest
 from bench.build import BuildSettings, split_of
-from bench.data.dataset import SHIPPED_ROOT
+from bench.data.dataset import SHIPPED, SHIPPED_ROOT
 from bench.errors import InputError
 from bench.oracles import get_oracle
 from bench.units import EV_TO_KCAL_MOL
 
-MIN_SIZES = {"qm9-xtb": {"train": 20_000, "valid": 1_000, "test": 1_000}, "drugs-xtb": {"test": 1}}
+MIN_SIZES = {"qm9-xtb": {"train": 20_000, "valid": 1_000, "test": 1_000}, "drugs-xtb": {"test": 1},
+             "zinc-xtb": {"train": 100}}
 
 
-@pytest.mark.parametrize("name", ["qm9-xtb", "drugs-xtb"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_sets_load_with_their_hashes_and_sizes(name):
     manifest = read_manifest(name)
     for split, entry in manifest["splits"].items():
@@ -30,7 +31,7 @@ def test_shipped_sets_load_with_their_hashes_and_sizes(name):
     assert n_total + manifest["rejects"]["n"] == manifest["source"]["lines_done"]
 
 
-@pytest.mark.parametrize("name", ["qm9-xtb", "drugs-xtb"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_splits_are_disjoint_and_follow_the_smiles_hash(name):
     fractions = tuple(read_manifest(name)["settings"]["split_fractions"])
     seen: dict[str, str] = {}
@@ -40,7 +41,7 @@ def test_splits_are_disjoint_and_follow_the_smiles_hash(name):
             assert seen.setdefault(str(smi), split) == split
 
 
-@pytest.mark.parametrize("name", ["qm9-xtb", "drugs-xtb"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_stored_ground_states_are_xtb_minima_below_the_mmff_starts(name, rng):
     molecules = load_dataset(name, "test")
     pick = rng.choice(len(molecules), size=min(12, len(molecules)), replace=False)
@@ -55,7 +56,7 @@ def test_stored_ground_states_are_xtb_minima_below_the_mmff_starts(name, rng):
         assert start.energy_ev == pytest.approx(rec.start_energy, abs=2e-4), rec.id
 
 
-@pytest.mark.parametrize("name", ["qm9-xtb", "drugs-xtb"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_mmff_starts_lie_above_the_ground_state_for_most_molecules(name):
     gaps = []
     for split in ("train", "valid", "test"):
@@ -78,7 +79,7 @@ def test_records_match_their_smiles_graph():
         assert Chem.GetFormalCharge(mol) == rec.charge
 
 
-@pytest.mark.parametrize("name", ["qm9-xtb", "drugs-xtb"])
+@pytest.mark.parametrize("name", SHIPPED)
 def test_datasets_readme_documents_every_content_hash(name):
     readme = (SHIPPED_ROOT / "README.md").read_text()
     for split, entry in read_manifest(name)["splits"].items():
@@ -154,3 +155,10 @@ def test_smiles_overlap_counts_shared_molecules_and_the_card_states_it():
     assert smiles_overlap([r.smiles for r in load_dataset("qm9-xtb", "train")[:500]], "qm9-xtb", "test") == 0
     text = overlap_description({"n_used": 6, "overlap": {"qm9-xtb/test": 5, "drugs-xtb/all": 0}})
     assert text.endswith("qm9-xtb/test: 5 of 6, drugs-xtb/all: 0 of 6")
+
+
+def test_the_drug_like_training_set_shares_no_molecule_with_the_drugs_test_set():
+    from bench.data.dataset import smiles_overlap
+
+    zinc = load_dataset("zinc-xtb", "all").arrays["smiles"].tolist()
+    assert len(zinc) >= 100 and smiles_overlap(zinc, "drugs-xtb", "all") == 0
