@@ -62,7 +62,8 @@ def shipped_card() -> Path:
 
 #: The other shipped families' final cards that the main job ranks beside
 #: :data:`DEFAULT_CARD`'s (relative to the repository root; each joins when shipped).
-SHIPPED_FAMILY_CARDS = (Path("denoisers/pos-qm9xtb-nf64-t05/final/card-deterministic.yml"),)
+SHIPPED_FAMILY_CARDS = (Path("denoisers/pos-qm9xtb-nf64-t05/final/card-deterministic.yml"),
+                        Path("denoisers/edm-qm9xtb-nf64-t05-mmffpairs/epoch_0030/card-deterministic.yml"))
 
 
 def shipped_cards() -> list[Path]:
