@@ -365,7 +365,8 @@ class EnVariationalDiffusion(nn.Module):
         n_start = lo + (uniform() * (hi - lo + 1)).floor().to(t_int.dtype)
         t_path = (uniform() * (n_start + 1)).floor().to(t_int.dtype)
         t_int = torch.where(paired, t_path, t_int)
-        sigma_t = self.sigma(self.gamma(t_int.to(z.dtype) / self.T))
+        gamma_t = self.gamma(t_int.to(z.dtype) / self.T)
+        sigma_t = self.sigma(gamma_t)
         sigma_n = self.sigma(self.gamma(n_start.to(z.dtype) / self.T))
         c = (sigma_t / sigma_n) ** (1 + uniform())
         u = torch.randint(0, 2, (b, 1), generator=generator, device=z.device).to(z.dtype)
@@ -374,8 +375,7 @@ class EnVariationalDiffusion(nn.Module):
         positions = torch.where(pair, u[:, :, None] * eps[..., :3] + shift, eps[..., :3])
         features = torch.where(pair, torch.zeros_like(eps[..., 3:]), eps[..., 3:])
         target = torch.cat([positions, features], dim=-1)
-        gamma_t = self.gamma(t_int.to(z.dtype) / self.T)[:, :, None]
-        z_t = self.alpha(gamma_t) * z + self.sigma(gamma_t) * target
+        z_t = self.alpha(gamma_t)[:, :, None] * z + sigma_t[:, :, None] * target
         if self.position_only:
             z_t = torch.cat([z_t[..., :3], z[..., 3:]], dim=-1)
         return t_int, z_t, target
