@@ -536,13 +536,27 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
         "notes": (f"EMA weights (decay {settings.get('ema_decay')}), batch {settings.get('batch_size')}, "
                   f"lr {settings.get('lr')}"
                   + (f" cosine to {settings['lr_final']}" if settings.get("lr_final") is not None else "")
-                  + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")),
+                  + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")
+                  + init_description(data)),
     }
     start_rmsd = {k.removeprefix("start_x0_rmsd_"): v for k, v in meta.items() if k.startswith("start_x0_rmsd_")}
     if start_rmsd:
         card["training"]["valid_start_rmsd_ang"] = {"start": meta.get("start_rmsd", float("nan")), **start_rmsd}
     validate_card(card, str(root))
     return card
+
+
+def init_description(data: dict[str, Any]) -> str:
+    """The card's statement of the checkpoint a run started from ('' for a fresh start)."""
+    init = data.get("init")
+    if not init:
+        return ""
+    text = f"; fine-tuned from {init['checkpoint']} (its epochs count from that checkpoint)"
+    donors = init.get("new_elements_from")
+    if donors:
+        text += (f", moved to the atom decoder {' '.join(init['atom_decoder'])}; elements new to it started as "
+                 + ", ".join(f"{e} from {d}" for e, d in donors.items()))
+    return text
 
 
 def overlap_description(data: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ from edm_core.checkpoint import load_checkpoint, save_checkpoint
 from edm_core.diffusion import Noise, StartCorruption
 from edm_core.geometry import aligned_onto
 from edm_core.model import EDMConfig, EDMDenoiser
+from edm_core.transfer import with_atom_decoder
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,7 @@ class Trainer:
             state = None
         torch.manual_seed(settings.seed)
         if init is not None and state is None:
-            self.model = load_checkpoint(init).to(self.device)
+            self.model = self._initial_model(Path(init), config)
         else:
             self.model = EDMDenoiser(config).to(self.device)
         self.ema = copy.deepcopy(self.model)
@@ -215,6 +216,20 @@ class Trainer:
         if state is not None:
             self._restore(state)
 
+    def _initial_model(self, init: Path, config: EDMConfig) -> EDMDenoiser:
+        """The checkpoint ``init``, moved to ``config``'s atom decoder when the two differ
+        (elements new to it start from a donor; recorded in the data description)."""
+        source = load_checkpoint(init)
+        start = {"checkpoint": str(init)}
+        same = (tuple(source.config.atom_decoder) == tuple(config.atom_decoder)
+                and source.config.include_charges == config.include_charges)
+        if not same:
+            source, donors = with_atom_decoder(source, config)
+            start["atom_decoder"] = list(config.atom_decoder)
+            start["new_elements_from"] = donors
+        self.data_description = {**self.data_description, "init": start}
+        return source.to(self.device)
+
     # -- state --------------------------------------------------------------------------------
     def _state(self) -> dict[str, Any]:
         return {
@@ -224,6 +239,7 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "clip_queue": list(self.clipper.queue),
             "epoch": self.epoch, "step": self.step, "wall_s": self.wall_s, "history": json.dumps(self.history),
             "numpy_rng": json.dumps(self.rng.bit_generator.state), "torch_rng": self.generator.get_state(),
+            "data": json.dumps(self.data_description),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -235,6 +251,9 @@ class Trainer:
         self.history = json.loads(state["history"])
         self.rng.bit_generator.state = json.loads(state["numpy_rng"])
         self.generator.set_state(state["torch_rng"])
+        started_from = json.loads(state.get("data", "{}")).get("init")
+        if started_from is not None:  # the checkpoint a fine-tuning began with stays on its cards
+            self.data_description = {**self.data_description, "init": started_from}
 
     # -- training --------------------------------------------------------------------------------
     def _displacements(self, data: list, starts: Sequence[np.ndarray | None] | None) -> list[np.ndarray | None]:
