@@ -73,13 +73,13 @@ class BuildSettings:
             raise ValueError(f"ground_fmax must be in (0, 0.03] eV/A, got {self.ground_fmax}")
         if self.screen_fmax is not None and self.screen_fmax < self.ground_fmax:
             raise ValueError(f"screen_fmax ({self.screen_fmax}) must be >= ground_fmax ({self.ground_fmax})")
+        if abs(sum(self.split_fractions) - 1) > 1e-9 or min(self.split_fractions) < 0:
+            raise ValueError(f"split_fractions must be >= 0 and sum to 1, got {self.split_fractions}")
 
     def key(self) -> str:
         """Hash of the settings; unset (``None``) options are left out, so adding an
         option does not invalidate work done before it existed."""
         return settings_hash({k: v for k, v in dataclasses.asdict(self).items() if v is not None})
-        if abs(sum(self.split_fractions) - 1) > 1e-9 or min(self.split_fractions) < 0:
-            raise ValueError(f"split_fractions must be >= 0 and sum to 1, got {self.split_fractions}")
 
 
 @dataclass(frozen=True)

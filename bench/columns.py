@@ -38,6 +38,10 @@ class Col(StrEnum):
     FRAME = "frame"
     STEPS_LEFT = "steps_left"
     PATH_GROUND_CONVERGED = "path_ground_converged"
+    #: The stability table (EDM's bond rule on each method's structure).
+    N_ATOMS_STABLE = "n_atoms_stable"
+    MOLECULE_STABLE = "molecule_stable"
+    VALID = "valid"
 
 
 class Status(StrEnum):

@@ -48,6 +48,7 @@ SUBSTITUTED: dict[str, tuple[str, ...]] = {
     "energy": (Col.ENERGY_ABOVE_GROUND, Col.RMSD_HEAVY, Col.RMSD_ALL),
     "relax": (Col.ORACLE_STEPS, Col.N_FORCE_CALLS, Col.WALL_S, Col.RELAXED_ENERGY, Col.RELAXED_RMSD_HEAVY,
               Col.RELAXED_RMSD_ALL),
+    "stability": (Col.N_ATOMS, Col.N_ATOMS_STABLE, Col.MOLECULE_STABLE, Col.VALID),
 }
 #: Columns a failed row keeps: what the method itself spent.
 KEPT = (Col.NETWORK_EVALUATIONS, Col.DENOISER_S)
@@ -109,8 +110,8 @@ def excluded_molecules(df: pd.DataFrame, reference: str = REFERENCE) -> list[str
 
 
 def prepare(df: pd.DataFrame, table: str, method: str, reference: str = REFERENCE) -> Sample:
-    """The :class:`Sample` of ``method`` in a per-molecule ``table`` (``energy`` or
-    ``relax``), with the failure rule applied (see the module docstring)."""
+    """The :class:`Sample` of ``method`` in a per-molecule ``table`` (``energy``,
+    ``relax`` or ``stability``), with the failure rule applied (see the module docstring)."""
     if reference not in set(df[Col.METHOD]):
         raise ValueError(f"the {table} table has no rows of the reference method {reference!r}")
     excluded = excluded_molecules(df, reference)
@@ -283,6 +284,17 @@ _METRICS = [
            "mean time the method itself spends per molecule: a denoiser's network evaluations x its measured time "
            "per evaluation, or a baseline's own computation (a UFF or xTB pre-relaxation)",
            lambda s: 1000 * np.mean(s.own[Col.DENOISER_S])),
+    Metric("output_atom_stability", ("stability",), "fraction", True,
+           "stable atoms / atoms of the method's structures, pooled over molecules and seeds (EDM's atom "
+           "stability, by EDM's bond rule for the dataset's elements)",
+           lambda s: float(np.nansum(s.own[Col.N_ATOMS_STABLE]) / max(np.nansum(s.own[Col.N_ATOMS]), 1.0))),
+    Metric("output_molecule_stability", ("stability",), "fraction", True,
+           "fraction of (molecule, seed) structures whose every atom is stable (EDM's molecule stability)",
+           lambda s: _nanmean(s.own[Col.MOLECULE_STABLE]), True,
+           per_molecule=lambda s: s.own[Col.MOLECULE_STABLE].mean(axis=1)),
+    Metric("output_validity", ("stability",), "fraction", True,
+           "fraction of structures whose perceived bonds RDKit accepts (EDM's validity, largest fragment)",
+           lambda s: _nanmean(s.own[Col.VALID])),
     Metric("alignment_gap", ("path",), "cosine", True,
            "mean over molecules of the frame-mean cos(Δ10, gs) - cos(Δ10, f), gs = to the relaxation of the "
            "path's end (the study's); molecules whose relaxation did not converge left out",
@@ -381,7 +393,7 @@ def separable(metric: Metric, a: Sample, b: Sample, bootstrap: Bootstrap = Boots
 def samples(tables: Mapping[str, pd.DataFrame], method: str, reference: str = REFERENCE) -> dict[str, Sample]:
     """A method's :class:`Sample` for each per-molecule table it has rows in."""
     out = {}
-    for name in ("energy", "relax"):
+    for name in ("stability", "energy", "relax"):  # relax last: summarise_method counts its molecules
         if name in tables and method in set(tables[name][Col.METHOD]):
             out[name] = prepare(tables[name], name, method, reference)
     if "path" in tables and method in set(tables["path"][Col.METHOD]):
@@ -392,7 +404,7 @@ def samples(tables: Mapping[str, pd.DataFrame], method: str, reference: str = RE
 def methods_of(tables: Mapping[str, pd.DataFrame]) -> list[str]:
     """Every method of the tables, in order of first appearance."""
     seen: dict[str, None] = {}
-    for name in ("energy", "relax", "path"):
+    for name in ("energy", "relax", "path", "stability"):
         if name in tables:
             seen.update(dict.fromkeys(pd.unique(tables[name][Col.METHOD])))
     return list(seen)

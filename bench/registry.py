@@ -25,6 +25,7 @@ TASK_PATHS = (
     "bench.tasks.relaxation:ENERGY_RATIO",
     "bench.tasks.relaxation:RELAX_SPEEDUP",
     "bench.tasks.alignment:FORCE_ALIGNMENT",
+    "bench.tasks.structure_stability:STRUCTURE_STABILITY",
     "bench.tasks.boltzmann:BOLTZMANN",
     "bench.tasks.phases:PHASES",
     "bench.tasks.stability:GENERATION",

@@ -108,6 +108,8 @@ def test_unknown_recipe_and_bad_settings_are_clear_errors(tmp_path):
         build_dataset("qm7", out_dir=tmp_path)
     with pytest.raises(ValueError, match="ground_fmax"):
         BuildSettings(ground_fmax=0.1)
+    with pytest.raises(ValueError, match="split_fractions"):
+        BuildSettings(split_fractions=(0.9, 0.2, 0.05))
     with pytest.raises(FileNotFoundError, match="--smiles"):
         build_dataset("qm9-xtb", out_dir=tmp_path, smiles_path=tmp_path / "missing.smi")
 

@@ -69,7 +69,7 @@ def test_a_new_task_is_one_module_and_one_registry_line(example_task, tiny_datas
 
 def test_tasks_are_refused_with_the_allowed_names():
     with pytest.raises(InputError, match=r"--tasks: unknown task\(s\) \['nosuch'\]; choose from \['energy-ratio', "
-                                         r"'relax-speedup', 'force-alignment'\]"):
+                                         r"'relax-speedup', 'force-alignment', 'structure-stability'\]"):
         registry.run_tasks(["energy-ratio", "nosuch"])
     with pytest.raises(InputError, match=r"\['boltzmann'\] run\(s\) as its own command: edm-bench boltzmann"):
         registry.run_tasks(["boltzmann"])
