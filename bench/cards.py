@@ -537,6 +537,8 @@ def card_for_checkpoint(checkpoint_dir: str | Path, key: str, name: str | None =
                   f"lr {settings.get('lr')}"
                   + (f" cosine to {settings['lr_final']}" if settings.get("lr_final") is not None else "")
                   + (f"; trained on t <= {t_max} only (our extension)" if t_max < 1 else "")
+                  + (f"; samples of 1, 2, ... molecules side by side with probabilities {settings['pack']} "
+                     "(size augmentation, our extension)" if len(settings.get("pack") or ()) > 1 else "")
                   + init_description(data)),
     }
     start_rmsd = {k.removeprefix("start_x0_rmsd_"): v for k, v in meta.items() if k.startswith("start_x0_rmsd_")}

@@ -217,6 +217,9 @@ def train_cmd(
              "(aligned RMSD, A).")] = 0.25,
     init: Annotated[Optional[Path], typer.Option(
         help="Start a new run from this checkpoint's weights and configuration (fine-tuning).")] = None,
+    pack: Annotated[str, typer.Option(
+        help="Probabilities of 1, 2, ... molecules per training sample, side by side at contact distance "
+             "(size augmentation, e.g. 0.5,0.35,0.15; our extension; default one molecule).")] = "",
     atom_types: Annotated[str, typer.Option(
         help="EDM's atom decoder: qm9 (H C N O F, with charges), geom (16 elements, no charges, the DRUGS "
              "model's), or auto: qm9 if the training set fits it, else geom.")] = "auto",
@@ -231,7 +234,8 @@ def train_cmd(
     try:  # edm_core's settings say what is wrong in a ValueError: a bad option here
         settings = TrainSettings(epochs=epochs, batch_size=batch_size, lr=lr, lr_final=lr_final, bucket=bucket,
                                  ema_decay=ema_decay, t_max=t_max, checkpoint_every=checkpoint_every, device=device,
-                                 seed=seed, start_fraction=start_fraction, max_start_rmsd=max_start_rmsd)
+                                 seed=seed, start_fraction=start_fraction, max_start_rmsd=max_start_rmsd,
+                                 pack=_floats(pack, "--pack"))
         EDMConfig(nf=nf, n_layers=n_layers)  # the size options, checked before any data is read
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -496,8 +500,13 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def _floats(text: Optional[str]) -> Optional[tuple[float, ...]]:
-    return None if text is None else tuple(float(v) for v in text.split(",") if v.strip())
+def _floats(text: Optional[str], option: str = "") -> Optional[tuple[float, ...]]:
+    if text is None:
+        return None
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from exc
 
 
 def _ints(text: Optional[str], option: str = "") -> Optional[tuple[int, ...]]:
@@ -582,7 +591,7 @@ def boltzmann_cmd(
         PROFILES["quick" if quick else "study"], workers=workers or os.cpu_count() or 1, dask=dask,
         denoisers=tuple(str(p) for p in denoiser or ()), trust_code=trust_code, backend=backend,
         **_given(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, max_atoms=max_atoms, oracle=oracle,
-                 temperatures_k=_floats(temperatures), mcmc_steps=mcmc_steps, mcmc_burn_in=mcmc_burn_in,
+                 temperatures_k=_floats(temperatures, "--temperatures"), mcmc_steps=mcmc_steps, mcmc_burn_in=mcmc_burn_in,
                  step_ang=step, n_values=_ints(n_values), repeats=repeats, repeat_burn_in=repeat_burn_in))
     summary = run_boltzmann(settings, out, store_path=store)
     typer.echo(json.dumps({k: summary[k] for k in ("methods", "mcmc", "control", "cost")}, indent=1))

@@ -47,6 +47,7 @@ from edm_core.checkpoint import load_checkpoint, save_checkpoint
 from edm_core.diffusion import Noise, StartCorruption
 from edm_core.geometry import aligned_onto
 from edm_core.model import EDMConfig, EDMDenoiser
+from edm_core.packing import packed
 from edm_core.transfer import with_atom_decoder
 
 
@@ -76,6 +77,9 @@ class TrainSettings:
     #: Angstrom) are not used: they relax to another conformer, which no step of a
     #: few hundredths of an Angstrom per coordinate can reach.
     max_start_rmsd: float = 0.25
+    #: Probabilities that a training sample holds 1, 2, ... molecules side by side
+    #: (:mod:`edm_core.packing`: size augmentation); empty = one molecule per sample.
+    pack: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.t_max <= 1:
@@ -92,6 +96,11 @@ class TrainSettings:
             raise ValueError(f"max_start_rmsd must be > 0 A, got {self.max_start_rmsd}")
         if not 0 <= self.start_steps[0] <= self.start_steps[1]:
             raise ValueError(f"start_steps must be two steps lo <= hi, got {self.start_steps}")
+        if self.pack and (min(self.pack) < 0 or abs(sum(self.pack) - 1) > 1e-6):
+            raise ValueError(f"pack must be probabilities of 1, 2, ... molecules per sample summing to 1, "
+                             f"got {self.pack}")
+        if len(self.pack) > 1 and self.start_fraction > 0:
+            raise ValueError("pack and start_fraction cannot be combined (a start belongs to one molecule)")
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate of (0-based) ``epoch``: constant, or cosine to ``lr_final``."""
@@ -296,10 +305,22 @@ class Trainer:
         return StartCorruption(self._shift(self.model, idx, self.train_shift, mask),
                                torch.as_tensor(paired, device=mask.device), tuple(self.settings.start_steps))
 
+    def _samples(self, idx: np.ndarray) -> tuple[list, np.ndarray]:
+        """The training samples of a batch and their indices into it: the molecules
+        ``idx``, or with ``settings.pack`` each packed with random other training molecules."""
+        if len(self.settings.pack) <= 1:
+            return self.train_set, idx
+        counts = 1 + self.rng.choice(len(self.settings.pack), size=len(idx), p=self.settings.pack)
+        samples = [packed([self.train_set[i]] + [self.train_set[j] for j in
+                                                  self.rng.integers(0, len(self.train_set), size=k - 1)], self.rng)
+                   for i, k in zip(idx, counts)]
+        return samples, np.arange(len(samples))
+
     def train_step(self, idx: np.ndarray) -> float:
         """One optimisation step on the molecules ``idx``; returns the loss."""
         self.model.train()
-        z, mask = self._z(self.model, idx, self.train_set)
+        data, rows = self._samples(idx)
+        z, mask = self._z(self.model, rows, data)
         loss = self.model.model.l2_loss(z, mask, Noise(self.generator), t_max=self.settings.t_max,
                                         starts=self._starts(idx, mask))
         self.optimizer.zero_grad(set_to_none=True)
