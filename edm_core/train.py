@@ -307,13 +307,14 @@ class Trainer:
 
     def _samples(self, idx: np.ndarray) -> tuple[list, np.ndarray]:
         """The training samples of a batch and their indices into it: the molecules
-        ``idx``, or with ``settings.pack`` each packed with random other training molecules."""
+        ``idx``, or with ``settings.pack`` groups of k of them side by side, k drawn
+        once per batch. The batch's molecules are of similar size (bucketed), so its
+        samples are too (little padding), and every molecule is still seen once per epoch."""
         if len(self.settings.pack) <= 1:
             return self.train_set, idx
-        counts = 1 + self.rng.choice(len(self.settings.pack), size=len(idx), p=self.settings.pack)
-        samples = [packed([self.train_set[i]] + [self.train_set[j] for j in
-                                                  self.rng.integers(0, len(self.train_set), size=k - 1)], self.rng)
-                   for i, k in zip(idx, counts)]
+        k = 1 + int(self.rng.choice(len(self.settings.pack), p=self.settings.pack))
+        order = self.rng.permutation(idx)
+        samples = [packed([self.train_set[i] for i in order[s:s + k]], self.rng) for s in range(0, len(order), k)]
         return samples, np.arange(len(samples))
 
     def train_step(self, idx: np.ndarray) -> float:

@@ -54,8 +54,12 @@ def test_a_packed_run_trains_on_larger_samples_and_resumes_identically(tmp_path,
     data = toy_molecules(rng, 16)
     settings_ = TrainSettings(epochs=2, batch_size=4, pack=(0.0, 0.5, 0.5), ema_decay=0.0, seed=3)
     trainer = Trainer(SMALL, settings_, data, data[:4], tmp_path / "a")
-    samples, rows = trainer._samples(np.arange(4))
-    assert len(samples) == 4 and all(len(z) >= 6 for z, _ in samples)  # two or three molecules each
+    for _ in range(5):
+        samples, rows = trainer._samples(np.arange(4, 10))
+        # two or three molecules each (3 methanes, 3 waters), every molecule of the batch once
+        assert len(samples) in (2, 3) and sum(len(z) for z, _ in samples) == 3 * 5 + 3 * 3
+        assert all(len(z) >= 6 for z, _ in samples)
+        np.testing.assert_array_equal(rows, np.arange(len(samples)))
     straight = Trainer(SMALL, settings_, data, data[:4], tmp_path / "b")
     straight.fit(progress=False)
     killed = Trainer(SMALL, settings_, data, data[:4], tmp_path / "c")
