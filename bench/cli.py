@@ -500,22 +500,23 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(t.strip() for t in text.split(",") if t.strip())
 
 
-def _floats(text: Optional[str], option: str = "") -> Optional[tuple[float, ...]]:
+def _values(text: Optional[str], convert: type, option: str) -> Optional[tuple]:
+    """A comma-separated option as a tuple of ``convert`` values (None when not given)."""
     if text is None:
         return None
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        return tuple(convert(v) for v in text.split(",") if v.strip())
     except ValueError as exc:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from exc
+        kind = "integers" if convert is int else "numbers"
+        raise typer.BadParameter(f"expected comma-separated {kind}, got {text!r}", param_hint=option) from exc
+
+
+def _floats(text: Optional[str], option: str = "") -> Optional[tuple[float, ...]]:
+    return _values(text, float, option)
 
 
 def _ints(text: Optional[str], option: str = "") -> Optional[tuple[int, ...]]:
-    if text is None:
-        return None
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError as exc:
-        raise typer.BadParameter(f"expected comma-separated integers, got {text!r}", param_hint=option) from exc
+    return _values(text, int, option)
 
 
 def _start_steps(text: Optional[str]) -> Optional[tuple[int | str, ...]]:
