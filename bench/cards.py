@@ -65,14 +65,24 @@ def shipped_card() -> Path:
 SHIPPED_FAMILY_CARDS = (Path("denoisers/pos-qm9xtb-nf64-t05/final/card-deterministic.yml"),
                         Path("denoisers/edm-qm9xtb-nf64-t05-mmffpairs/epoch_0030/card-deterministic.yml"))
 
+#: Datasets whose molecules the QM9 families cannot take, with the shipped cards that
+#: a run on them uses instead (each joins when shipped).
+SHIPPED_CARDS_BY_DATASET: dict[str, tuple[Path, ...]] = {
+    "drugs-xtb": (Path("denoisers/edm-drugs-zinc-nf64-t05/final/card.yml"),
+                  Path("denoisers/edm-drugs-zinc-nf64-t05/final/card-deterministic.yml")),
+}
 
-def shipped_cards() -> list[Path]:
-    """The main job's denoisers: :data:`DEFAULT_CARD` (the study's ancestral sampler),
-    ``card-deterministic.yml`` beside it when shipped (the same weights with the
-    deterministic sampler, our extension), and the other families' cards
-    (:data:`SHIPPED_FAMILY_CARDS`) that this checkout has."""
+
+def shipped_cards(dataset: str = "qm9-xtb") -> list[Path]:
+    """The shipped denoisers a run on ``dataset`` uses by default. For the QM9 main job:
+    :data:`DEFAULT_CARD` (the study's ancestral sampler), ``card-deterministic.yml``
+    beside it when shipped (the same weights with the deterministic sampler, our
+    extension), and the other families' cards (:data:`SHIPPED_FAMILY_CARDS`) that
+    this checkout has; for a dataset of :data:`SHIPPED_CARDS_BY_DATASET`, its cards."""
     card = shipped_card()
     root = card.parents[len(DEFAULT_CARD.parts) - 1]
+    if dataset in SHIPPED_CARDS_BY_DATASET:
+        return [root / p for p in SHIPPED_CARDS_BY_DATASET[dataset] if (root / p).is_file()]
     deterministic = card.with_name("card-deterministic.yml")
     extra = [root / p for p in SHIPPED_FAMILY_CARDS if (root / p).is_file()]
     return [card, *([deterministic] if deterministic.is_file() else []), *extra]

@@ -116,8 +116,10 @@ def run_cmd(
     denoiser: Annotated[Optional[list[Path]], typer.Option(help="Denoiser card (repeatable).")] = None,
     shipped_denoiser: Annotated[Optional[bool], typer.Option(
         "--shipped-denoiser/--no-shipped-denoiser",
-        help="The shipped checkpoint, with the study's sampler (bench.cards.DEFAULT_CARD) and the deterministic one "
-             "(card-deterministic.yml beside it). Default: included unless --denoiser cards are given.")] = None,
+        help="The shipped denoisers for the dataset: on QM9 the shipped checkpoint with the study's sampler "
+             "(bench.cards.DEFAULT_CARD), the deterministic one and the other families; on drugs-xtb the DRUGS "
+             "family (bench.cards.SHIPPED_CARDS_BY_DATASET). Default: included unless --denoiser cards are given.")
+    ] = None,
     n_steps: Annotated[Optional[str], typer.Option(
         help="Comma-separated start steps n for every denoiser, or auto (a time-step predictor's n per molecule, "
              "MoreRed's ITP and AS modes; auto-itp or auto-as for one). Default: each card's relaxation.n_steps.")
@@ -148,7 +150,7 @@ def run_cmd(
     from bench.runner import RunSettings, print_summary, run
 
     with_shipped = not denoiser if shipped_denoiser is None else shipped_denoiser
-    cards = [*(denoiser or ()), *(shipped_cards() if with_shipped else [])]
+    cards = [*(denoiser or ()), *(shipped_cards(Path(dataset).name) if with_shipped else [])]
     settings = RunSettings(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, oracle=oracle,
                            oracle_settings=_key_values(oracle_option or ()), max_atoms=max_atoms,
                            **({} if tasks is None else {"tasks": _names(tasks)}),

@@ -177,6 +177,9 @@ def test_the_shipped_card_is_found_from_anywhere_or_refused_clearly(tmp_path, mo
     assert both[0] == found and both[1].name == "card-deterministic.yml"
     root = found.parents[len(cards.DEFAULT_CARD.parts) - 1]
     assert both[2:] == [root / p for p in cards.SHIPPED_FAMILY_CARDS if (root / p).is_file()]  # the other families
+    # a DRUGS run takes the DRUGS family's cards that are shipped, never the QM9 ones
+    drugs = cards.shipped_cards("drugs-xtb")
+    assert drugs == [root / p for p in cards.SHIPPED_CARDS_BY_DATASET["drugs-xtb"] if (root / p).is_file()]
     deterministic, ancestral = cards.read_card(both[1]), cards.read_card(found)
     assert deterministic["relaxation"]["noise_scale"] == 0 and deterministic["model"] == ancestral["model"]
     monkeypatch.setattr(cards, "DEFAULT_CARD", Path("denoisers/none/card.yml"))
