@@ -250,7 +250,8 @@ def train_cmd(
     valid = load_dataset(dataset, "valid")
     n = len(train) if max_molecules is None else min(max_molecules, len(train))
     pairs = [(r.numbers, r.ground_positions) for r in train[:n]]
-    config = _training_config(pairs, atom_types, nf=nf, n_layers=n_layers, position_only=position_only)
+    config = _training_config(pairs, atom_types, max_per_sample=len(settings.pack) or 1, nf=nf, n_layers=n_layers,
+                              position_only=position_only)
     valid_pairs = [(r.numbers, r.ground_positions) for r in valid]
     manifest = read_manifest(dataset)
     data = {"dataset": str(dataset), "split": "train", "positions": "ground state (GFN2-xTB)",
@@ -289,10 +290,13 @@ def _evaluation_overlap(dataset: str, smiles: list[str]) -> dict[str, int]:
     return {f"{name}/{split}": smiles_overlap(smiles, name, split) for name, split in EVALUATION_SPLITS}
 
 
-def _training_config(molecules: list, atom_types: str, **options: object) -> EDMConfig:
+def _training_config(molecules: list, atom_types: str, max_per_sample: int = 1, **options: object) -> EDMConfig:
     """The EDM config of a new run: ``atom_types``' decoder (``auto``: the first of
-    qm9, geom that holds every element of ``molecules``) and the training set's own
-    size histogram (what generation samples sizes from)."""
+    qm9, geom that holds every element of ``molecules``), the training set's own
+    size histogram (what generation samples sizes from), and as the largest molecule
+    the model takes, the largest training sample (``max_per_sample`` molecules packed):
+    EDM's EGNN breaks on molecules much larger than it was trained on, and refusing
+    them (a failed output, counted by the failure rule) is the honest answer."""
     import numpy as np
     from ase.data import chemical_symbols
 
@@ -307,7 +311,7 @@ def _training_config(molecules: list, atom_types: str, **options: object) -> EDM
         raise typer.BadParameter(f"the training set holds {[chemical_symbols[z] for z in outside]}, not among "
                                  f"EDM's {chosen} atom types", param_hint="--atom-types")
     sizes, counts = np.unique([len(numbers) for numbers, _ in molecules], return_counts=True)
-    largest = max(int(sizes.max()), DATASET_INFO[chosen]["max_n_nodes"])
+    largest = int(sizes.max()) * max_per_sample  # what the network is trained on is what it takes
     try:
         return EDMConfig.for_dataset(chosen, max_n_nodes=largest,
                                      n_nodes_histogram={int(k): int(v) for k, v in zip(sizes, counts)}, **options)

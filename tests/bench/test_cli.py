@@ -113,7 +113,9 @@ def test_a_new_training_run_picks_edm_atom_types_from_its_data_and_its_own_size_
     assert config.dataset == "qm9" and config.include_charges and config.n_nodes_histogram == {3: 2, 5: 1}
     drug = [*qm9, (np.array([16, 6, 17, 1, 1, 1]), None)]
     config = _training_config(drug, "auto", nf=8, n_layers=1)
-    assert config.dataset == "geom" and not config.include_charges and config.max_n_nodes == 181
+    # the largest molecule it takes is the largest it trains on (times the packing's molecules per sample)
+    assert config.dataset == "geom" and not config.include_charges and config.max_n_nodes == 6
+    assert _training_config(drug, "auto", max_per_sample=3, nf=8, n_layers=1).max_n_nodes == 18
     assert _training_config(qm9, "geom", nf=8, n_layers=1).dataset == "geom"
     with pytest.raises(typer.BadParameter, match=r"\['S', 'Cl'\], not among EDM's qm9 atom types"):
         _training_config(drug, "qm9", nf=8, n_layers=1)
