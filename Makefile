@@ -24,12 +24,14 @@ run: setup
 	$(BIN)/edm-bench run
 	$(BIN)/edm-bench leaderboard runs/qm9-xtb-test-xtb --out runs/leaderboard
 
-# GEOM-DRUGS under xTB (the study's section 5.2): 100 molecules of drugs-xtb, every
-# split (an evaluation set: nothing trains on it), the baselines; about 25 min on 2 cores
-# (measured: about 30 core-s per molecule for the four baseline rows and the ground
-# states). DRUGS denoisers join with DENOISERS="--denoiser CARD ...".
+# GEOM-DRUGS under xTB (the study's section 5.2): DRUGS_N seeded molecules of drugs-xtb,
+# every split (an evaluation set: nothing trains on it), the baselines and the shipped
+# DRUGS family (bench.cards.SHIPPED_CARDS_BY_DATASET: the study's ancestral sampler and
+# the deterministic one, n = 20, 30, 50, one seed). Cost: see denoisers/README.md.
+# Other denoisers replace the family with DENOISERS="--denoiser CARD ...".
+DRUGS_N ?= 50
 run-drugs: setup
-	$(BIN)/edm-bench run --dataset drugs-xtb --split all -n 100 --no-shipped-denoiser $(DENOISERS) \
+	$(BIN)/edm-bench run --dataset drugs-xtb --split all -n $(DRUGS_N) --seeds 0 $(DENOISERS) \
 	    --out runs/drugs-xtb-all-xtb
 	$(BIN)/edm-bench leaderboard runs/drugs-xtb-all-xtb --out runs/leaderboard-drugs
 
