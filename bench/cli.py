@@ -598,7 +598,8 @@ def boltzmann_cmd(
         PROFILES["quick" if quick else "study"], workers=workers or os.cpu_count() or 1, dask=dask,
         denoisers=tuple(str(p) for p in denoiser or ()), trust_code=trust_code, backend=backend,
         **_given(dataset=dataset, split=split, n_molecules=n_molecules, seed=seed, max_atoms=max_atoms, oracle=oracle,
-                 temperatures_k=_floats(temperatures, "--temperatures"), mcmc_steps=mcmc_steps, mcmc_burn_in=mcmc_burn_in,
+                 temperatures_k=_floats(temperatures, "--temperatures"), mcmc_steps=mcmc_steps,
+                 mcmc_burn_in=mcmc_burn_in,
                  step_ang=step, n_values=_ints(n_values), repeats=repeats, repeat_burn_in=repeat_burn_in))
     summary = run_boltzmann(settings, out, store_path=store)
     typer.echo(json.dumps({k: summary[k] for k in ("methods", "mcmc", "control", "cost")}, indent=1))

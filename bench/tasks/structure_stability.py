@@ -39,7 +39,8 @@ def read_structure(numbers: np.ndarray, positions: np.ndarray, rule: str) -> tup
 def structure_stability(ctx: RunContext) -> dict[str, pd.DataFrame]:
     """The stability table of every start of the run (no oracle work)."""
     rule = bond_rule_for(np.unique(np.concatenate([r.numbers for r in ctx.records])))
-    ground = [read_structure(r.numbers, r.ground_positions, rule)[1] for r in ctx.records]
+    ground = [bool(atom_stable(r.numbers, bond_orders(r.numbers, r.ground_positions, rule)).all())
+              for r in ctx.records]
     rows = []
     for (method, seed), starts in ctx.starts.items():
         for record, start, ground_stable in zip(ctx.records, starts, ground):
