@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -48,6 +49,12 @@ def run_jobs(executor: Executor | None, fn: Callable[..., Any], jobs: Iterable[t
     that job's ``error``, never the end of the batch. Callers decide what an error
     means for their records (a failed result, a rejected molecule).
 
+    A dying worker breaks the whole local pool, so every job in flight then fails
+    alike and the one that killed it cannot be told apart. Those jobs are therefore
+    retried one at a time, with nothing beside them, before any new job starts: a
+    molecule that kills every worker it meets uses up only its own retries, and
+    the others run to completion.
+
     Parameters
     ----------
     executor : Executor or None
@@ -67,28 +74,45 @@ def run_jobs(executor: Executor | None, fn: Callable[..., Any], jobs: Iterable[t
                 yield JobResult(key, error=exc)
         return
     in_flight: dict[Future, tuple[Hashable, tuple, int]] = {}
-    for key, args in itertools.islice(jobs, window) if window else jobs:
-        in_flight[executor.submit(fn, *args)] = (key, args, 1)
-    while in_flight:
+    suspects: deque[tuple[Hashable, tuple, int]] = deque()  # in flight when a worker died: retried alone
+
+    def submit(key: Hashable, args: tuple, attempt: int) -> JobResult | None:
+        """Hand one job to the executor; its failure when the executor refuses it (a broken plain pool)."""
+        try:
+            in_flight[executor.submit(fn, *args)] = (key, args, attempt)
+        except BrokenExecutor as exc:
+            return JobResult(key, error=exc, attempts=attempt)
+        return None
+
+    while True:
+        if not in_flight:  # start: the next suspect alone, else a window of new jobs
+            starts = [suspects.popleft()] if suspects else \
+                [(key, args, 1) for key, args in itertools.islice(jobs, window)]
+            if not starts:
+                return
+            refused = [r for r in (submit(*start) for start in starts) if r is not None]
+            yield from refused
+            if not in_flight:
+                continue
         done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
         for future in done:
             key, args, attempt = in_flight.pop(future)
-            for next_key, next_args in itertools.islice(jobs, 1) if window else ():
-                in_flight[executor.submit(fn, *next_args)] = (next_key, next_args, 1)
             try:
-                value = future.result()
-            except BrokenExecutor as exc:  # its worker died (perhaps killed by another job): try again
+                result = JobResult(key, future.result(), attempts=attempt)
+            except BrokenExecutor as exc:  # a worker died (perhaps killed by another job)
                 if attempt <= WORKER_RETRIES:
-                    try:
-                        in_flight[executor.submit(fn, *args)] = (key, args, attempt + 1)
-                        continue
-                    except BrokenExecutor:
-                        pass
-                yield JobResult(key, error=exc, attempts=attempt)
+                    suspects.append((key, args, attempt + 1))
+                    continue
+                result = JobResult(key, error=exc, attempts=attempt)
             except Exception as exc:  # noqa: BLE001 - a worker that raised: that job's error
-                yield JobResult(key, error=exc, attempts=attempt)
-            else:
-                yield JobResult(key, value, attempts=attempt)
+                result = JobResult(key, error=exc, attempts=attempt)
+            if window and not suspects and all(a == 1 for _, _, a in in_flight.values()):
+                # keep the window full (its successor first, so that a worker never idles)
+                for next_key, next_args in itertools.islice(jobs, window - len(in_flight)):
+                    refused = submit(next_key, next_args, 1)
+                    if refused is not None:
+                        yield refused
+            yield result
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -39,12 +39,29 @@ def test_local_replaces_fn_in_process_only():
 
 def test_a_lost_worker_is_retried_then_the_job_fails_alone(tmp_path):
     marker = str(tmp_path / "died")
-    with RespawningProcessPool(1) as pool:  # one job in flight: a death never takes another job with it
-        results = {r.key: r for r in run_jobs(pool, die_if, [(x, (x, marker)) for x in (2, 1, 0)], window=1)}
-    assert results[2].value == 2 and results[2].error is None
-    assert results[1].value == 1 and results[1].attempts >= 2  # died once, then ran
+    with RespawningProcessPool(1) as pool:
+        results = {r.key: r for r in run_jobs(pool, die_if, [(x, (x, marker)) for x in (2, 1, 0, 3)], window=1)}
+    assert results[2].value == 2 and results[2].error is None and results[2].attempts == 1
+    assert results[1].value == 1 and results[1].attempts == 2  # died once, then ran
     assert results[0].error is not None and results[0].attempts == WORKER_RETRIES + 1
+    assert results[3].value == 3 and results[3].error is None
     tally(KILLS, WORKER_RETRIES + 2)
+
+
+def test_a_worker_killer_never_takes_the_jobs_beside_it_down(tmp_path):
+    """Every job in flight when a worker dies fails alike; retried alone, only the
+    one that kills its worker every time uses up its retries."""
+    marker = str(tmp_path / "unused")
+    open(marker, "w").close()
+    keys = [0, 5, 6, 7, 8, 9]
+    with RespawningProcessPool(2) as pool:
+        for window in (None, 2):
+            results = {r.key: r for r in run_jobs(pool, die_if, [(x, (x, marker)) for x in keys], window=window)}
+            assert sorted(results) == keys
+            assert {k: r.value for k, r in results.items() if k} == {k: k for k in keys if k}
+            assert all(r.error is None and r.attempts <= 2 for k, r in results.items() if k)
+            assert results[0].error is not None and results[0].attempts == WORKER_RETRIES + 1
+    tally(KILLS, 2 * (WORKER_RETRIES + 1))
 
 
 class CountingExecutor:
