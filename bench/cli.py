@@ -294,13 +294,18 @@ def _training_config(molecules: list, atom_types: str, max_per_sample: int = 1, 
     """The EDM config of a new run: ``atom_types``' decoder (``auto``: the first of
     qm9, geom that holds every element of ``molecules``), the training set's own
     size histogram (what generation samples sizes from), and as the largest molecule
-    the model takes, the largest training sample (``max_per_sample`` molecules packed):
-    EDM's EGNN breaks on molecules much larger than it was trained on, and refusing
-    them (a failed output, counted by the failure rule) is the honest answer."""
+    the model takes, the largest training sample (``max_per_sample`` molecules packed),
+    and as the widest, the widest training molecule (largest interatomic distance,
+    rounded up to 0.01 A; no limit when packing): EDM's EGNN breaks on molecules much
+    larger or wider than it was trained on, and refusing them (a failed output,
+    counted by the failure rule) is the honest answer."""
+    import math
+
     import numpy as np
     from ase.data import chemical_symbols
 
     from edm_core.dataset_info import DATASET_INFO, atomic_numbers_of
+    from edm_core.geometry import diameter
     from edm_core.model import EDMConfig
 
     elements = {int(z) for numbers, _ in molecules for z in numbers}
@@ -312,8 +317,10 @@ def _training_config(molecules: list, atom_types: str, max_per_sample: int = 1, 
                                  f"EDM's {chosen} atom types", param_hint="--atom-types")
     sizes, counts = np.unique([len(numbers) for numbers, _ in molecules], return_counts=True)
     largest = int(sizes.max()) * max_per_sample  # what the network is trained on is what it takes
+    # packed samples are wider than any one molecule: no width limit is known then
+    widest = None if max_per_sample > 1 else math.ceil(100 * max(diameter(p) for _, p in molecules)) / 100
     try:
-        return EDMConfig.for_dataset(chosen, max_n_nodes=largest,
+        return EDMConfig.for_dataset(chosen, max_n_nodes=largest, max_diameter=widest,
                                      n_nodes_histogram={int(k): int(v) for k, v in zip(sizes, counts)}, **options)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc

@@ -51,6 +51,17 @@ def geometry_problem(positions: np.ndarray) -> str | None:
     return f"atoms {i} and {j} are {d:.3f} A apart (coincident; minimum {MIN_DISTANCE_ANG} A)"
 
 
+def diameter(positions: np.ndarray) -> float:
+    """The largest interatomic distance (Angstrom; 0 for fewer than two atoms).
+
+    All pairs (``pdist``): meant for molecules a model takes (at most a few
+    hundred atoms), after the size check.
+    """
+    from scipy.spatial.distance import pdist
+
+    positions = np.asarray(positions, dtype=float)
+    return float(pdist(positions).max()) if len(positions) > 1 else 0.0
+
 
 def aligned_onto(probe: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``probe`` rigidly moved onto ``reference`` (same atom order): centred on the

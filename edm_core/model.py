@@ -10,6 +10,7 @@ molecules (atomic numbers + Angstrom positions, ragged) and padded tensors.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from torch import nn
 from edm_core.dataset_info import DATASET_INFO, atomic_numbers_of
 from edm_core.diffusion import EnVariationalDiffusion, NetworkOutputError, Noise
 from edm_core.dynamics import EGNNDynamics, remove_mean
-from edm_core.geometry import geometry_problem
+from edm_core.geometry import diameter, geometry_problem
 from edm_core.protocol import AUTO_MODES, Capabilities
 from edm_core.schedule import alpha2_table
 
@@ -62,6 +63,11 @@ class EDMConfig:
     position_only: bool = False
     normalize_factors: tuple[float, float, float] = (1.0, 4.0, 10.0)
     max_n_nodes: int = DATASET_INFO["qm9"]["max_n_nodes"]
+    #: The widest molecule (largest interatomic distance, Angstrom) the model takes,
+    #: or None for no limit (our extension). EDM's EGNN takes raw squared distances
+    #: as edge inputs, so a model trained only on smaller molecules fails on wider
+    #: ones; a new run sets it to its widest training molecule.
+    max_diameter: float | None = None
     n_nodes_histogram: dict[int, int] = field(default_factory=lambda: dict(DATASET_INFO["qm9"]["n_nodes_histogram"]))
 
     def __post_init__(self) -> None:
@@ -69,6 +75,8 @@ class EDMConfig:
             raise ValueError("sin_embedding=True is not supported (no published EDM model uses it)")
         if self.aggregation_method != "sum":
             raise ValueError(f"aggregation_method {self.aggregation_method!r} is not supported (EDM uses 'sum')")
+        if self.max_diameter is not None and not (math.isfinite(self.max_diameter) and self.max_diameter > 0):
+            raise ValueError(f"max_diameter must be a finite number > 0 (Angstrom) or None, got {self.max_diameter}")
         if self.nf < 1 or self.n_layers < 1 or self.inv_sublayers < 1:
             raise ValueError("nf, n_layers and inv_sublayers must be >= 1")
         if not 1 <= self.diffusion_steps <= MAX_DIFFUSION_STEPS:  # the noise table has T + 1 entries
@@ -326,6 +334,9 @@ class EDMDenoiser(nn.Module):
             raise ModelInputError(f"{name}: positions must be finite with shape ({len(numbers)}, 3)")
         if (reason := geometry_problem(positions)) is not None:
             raise ModelInputError(f"{name}: {reason}")
+        if self.config.max_diameter is not None and (width := diameter(positions)) > self.config.max_diameter:
+            raise ModelInputError(f"{name}: atoms {width:.2f} A apart, this checkpoint supports molecules at most "
+                                  f"{self.config.max_diameter:.2f} A across")
 
     def pack(self, molecules: Sequence[tuple[np.ndarray, np.ndarray]], device: torch.device | str = "cpu"
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:

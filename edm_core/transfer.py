@@ -54,7 +54,8 @@ def with_atom_decoder(source: EDMDenoiser, config: EDMConfig) -> tuple[EDMDenois
         A trained model (its network sizes, schedule and normalisation are kept).
     config : EDMConfig
         Gives the new ``dataset``, ``atom_decoder``, ``include_charges``,
-        ``max_n_nodes`` and ``n_nodes_histogram``; its other options are ignored.
+        ``max_n_nodes``, ``max_diameter`` and ``n_nodes_histogram``; its other options
+        are ignored.
 
     Returns
     -------
@@ -64,7 +65,7 @@ def with_atom_decoder(source: EDMDenoiser, config: EDMConfig) -> tuple[EDMDenois
     """
     target_config = dataclasses.replace(
         source.config, dataset=config.dataset, atom_decoder=tuple(config.atom_decoder),
-        include_charges=config.include_charges, max_n_nodes=config.max_n_nodes,
+        include_charges=config.include_charges, max_n_nodes=config.max_n_nodes, max_diameter=config.max_diameter,
         n_nodes_histogram=dict(config.n_nodes_histogram))
     target = EDMDenoiser(target_config).to(next(source.parameters()).device)
     src_decoder = tuple(source.config.atom_decoder)

@@ -108,16 +108,23 @@ def test_a_new_training_run_picks_edm_atom_types_from_its_data_and_its_own_size_
 
     from bench.cli import _training_config
 
-    qm9 = [(np.array([6, 1, 1, 1, 1]), None), (np.array([8, 1, 1]), None), (np.array([8, 1, 1]), None)]
+    def line(numbers: list[int], bond: float) -> tuple[np.ndarray, np.ndarray]:
+        """Atoms on a line, ``bond`` apart: (n - 1) * bond across."""
+        return np.array(numbers), np.arange(len(numbers))[:, None] * [bond, 0.0, 0.0]
+
+    qm9 = [line([6, 1, 1, 1, 1], 1.0), line([8, 1, 1], 1.0), line([8, 1, 1], 1.0)]
     config = _training_config(qm9, "auto", nf=8, n_layers=1)
     assert config.dataset == "qm9" and config.include_charges and config.n_nodes_histogram == {3: 2, 5: 1}
-    drug = [*qm9, (np.array([16, 6, 17, 1, 1, 1]), None)]
+    drug = [*qm9, line([16, 6, 17, 1, 1, 1], 1.2345)]
     config = _training_config(drug, "auto", nf=8, n_layers=1)
-    # the largest molecule it takes is the largest it trains on (times the packing's molecules per sample)
+    # the largest molecule it takes is the largest it trains on (times the packing's molecules per sample),
+    # the widest the widest it trains on, rounded up to 0.01 A (none when packing)
     assert config.dataset == "geom" and not config.include_charges and config.max_n_nodes == 6
-    assert _training_config(drug, "auto", max_per_sample=3, nf=8, n_layers=1).max_n_nodes == 18
+    assert config.max_diameter == pytest.approx(6.18)
+    packed = _training_config(drug, "auto", max_per_sample=3, nf=8, n_layers=1)
+    assert packed.max_n_nodes == 18 and packed.max_diameter is None
     assert _training_config(qm9, "geom", nf=8, n_layers=1).dataset == "geom"
     with pytest.raises(typer.BadParameter, match=r"\['S', 'Cl'\], not among EDM's qm9 atom types"):
         _training_config(drug, "qm9", nf=8, n_layers=1)
     with pytest.raises(typer.BadParameter, match=r"\['Xe'\], not among EDM's geom"):
-        _training_config([(np.array([54, 9]), None)], "auto", nf=8, n_layers=1)
+        _training_config([line([54, 9], 2.0)], "auto", nf=8, n_layers=1)

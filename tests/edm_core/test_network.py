@@ -14,7 +14,7 @@ import torch
 from edm_core import CheckpointError, EDMConfig, EDMDenoiser, ModelInputError, load_checkpoint, save_checkpoint
 from edm_core.diffusion import Noise
 from tests.edm_core.reference import eps_hat_reference
-from tests.equivariance import assert_equivariant
+from tests.equivariance import assert_equivariant, random_orthogonal
 
 QM9_TYPES = [1, 6, 7, 8, 9]
 
@@ -254,6 +254,24 @@ def test_bad_molecules_are_clear_errors(molecule, message):
     model = EDMDenoiser(EDMConfig(nf=8, n_layers=1))
     with pytest.raises(ModelInputError, match=f"mol-7: {message}"):
         model.relax([molecule], 5, names=["mol-7"])
+
+
+def test_a_molecule_wider_than_the_checkpoint_takes_is_refused_and_one_as_wide_is_not(rng):
+    from scipy.spatial.distance import pdist
+
+    numbers, pos = random_molecule(rng, 6)
+    width = float(pdist(pos).max())  # an independent reading of the largest interatomic distance
+    exact = EDMDenoiser(EDMConfig(nf=8, n_layers=1, max_diameter=width + 1e-9))
+    exact.relax([(numbers, pos)], 3, names=["mol-3"])  # as wide as it takes: relaxed
+    narrower = EDMDenoiser(EDMConfig(nf=8, n_layers=1, max_diameter=width - 0.01))
+    rotated = pos @ random_orthogonal(rng).T + 5.0  # the width is the molecule's, whatever its pose
+    with pytest.raises(ModelInputError, match=rf"mol-3: atoms {width:.2f} A apart, .* at most {width - 0.01:.2f} A"):
+        narrower.relax([(numbers, rotated)], 3, names=["mol-3"])
+    assert EDMConfig.from_json(narrower.config.to_json()) == narrower.config
+    assert EDMConfig().max_diameter is None  # original checkpoints: no limit
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="max_diameter must be a finite number > 0"):
+            EDMConfig(max_diameter=bad)
 
 
 def test_own_format_round_trip(tmp_path, rng):

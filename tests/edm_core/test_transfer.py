@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -42,9 +44,10 @@ def test_donors_follow_the_periodic_table():
 
 def test_molecules_of_the_source_elements_get_the_source_noise(rng):
     source = random_weights(EDMDenoiser(QM9_SMALL)).double().eval()
-    target, donors = with_atom_decoder(source, GEOM)
+    target, donors = with_atom_decoder(source, dataclasses.replace(GEOM, max_n_nodes=40, max_diameter=12.5))
     target = target.double().eval()
     assert target.config.atom_decoder == GEOM.atom_decoder and not target.config.include_charges
+    assert (target.config.max_n_nodes, target.config.max_diameter) == (40, 12.5)  # the new data's limits
     assert target.config.nf == 16 and target.config.n_layers == 2
     assert donors["S"] == "O" and "C" not in donors
     molecules = toy_molecules(rng, 4) + [(np.array([7, 1, 1, 1]), rng.normal(size=(4, 3))),
