@@ -14,8 +14,9 @@ Three ways in (``model.kind``):
   numbers, node_mask, t)`` (the ``positions`` contract) and optionally
   ``predict_time(positions, numbers, node_mask)``.
 
-A position-only model from outside names its elements (``model.elements``) and
-its largest molecule (``model.max_atoms``); its schedule is the card's
+A position-only model from outside names its elements (``model.elements``), its
+largest molecule (``model.max_atoms``) and optionally its widest (``model.max_diameter``,
+the largest interatomic distance in Angstrom it takes); its schedule is the card's
 ``diffusion`` section (``polynomial_<p>``, ``cosine``, or ``tabulated`` with
 ``alpha`` and ``sigma`` per step). Any denoiser may bring a time-step predictor
 (``model.time_predictor``: an ONNX file with the ``time`` signature), which makes
@@ -111,6 +112,7 @@ CARD_SCHEMA: dict[str, Any] = {
                 "elements": {"type": "array", "items": {"type": "string", "pattern": "^[A-Z][a-z]?$"},
                              "minItems": 1, "uniqueItems": True},
                 "max_atoms": {"type": "integer", "minimum": 1},
+                "max_diameter": {"type": "number", "exclusiveMinimum": 0},
                 "time_predictor": {"type": "object", "additionalProperties": False, "required": ["path"],
                                    "properties": {"path": {"type": "string"},
                                                   "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}},
@@ -377,6 +379,7 @@ def _position_config(card: dict[str, Any], source: str) -> Any:
         atomic_numbers_of(tuple(model["elements"]))
         return EDMConfig(dataset="outside", atom_decoder=tuple(model["elements"]), include_charges=False, nf=1,
                          n_layers=1, position_only=True, max_n_nodes=int(model.get("max_atoms", 1000)),
+                         max_diameter=model.get("max_diameter"),
                          n_nodes_histogram={1: 1}, **card_schedule(card, source))
     except (ValueError, KeyError) as exc:
         raise InputError(f"{source}: {exc}") from exc

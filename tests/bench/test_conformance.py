@@ -104,6 +104,19 @@ def test_a_ragged_batch_agrees_with_each_molecule_alone(denoisers, way, rng):
         np.testing.assert_allclose(got, den.model.relax([mol], 6, noise_scale=0.0).positions[0], atol=1e-4)
 
 
+def test_a_position_only_card_may_name_the_widest_molecule_its_model_takes(tmp_path):
+    from edm_core import ModelInputError
+
+    doc = card("entry-point", entry_point="tests.bench.test_conformance:POSITIONS_ENTRY", elements=["H", "C"],
+               max_atoms=9, max_diameter=3.0)
+    den = load_denoiser(write(tmp_path / "c.yml", doc), trust_code=True)
+    assert (den.model.config.max_n_nodes, den.model.config.max_diameter) == (9, 3.0)
+    line = np.arange(3)[:, None] * [1.4, 0.0, 0.0]  # 2.8 A across: taken; 4.2 A: refused
+    den.model.check(np.array([6, 6, 1]), line, "m")
+    with pytest.raises(ModelInputError, match="m: atoms 4.20 A apart, .* at most 3.00 A across"):
+        den.model.check(np.array([6, 6, 1]), line * 1.5, "m")
+
+
 @pytest.mark.parametrize("way", WAYS)
 def test_an_unsupported_molecule_fails_alone(denoisers, way):
     """A sulfur atom (not in the QM9 decoder) fails that molecule; the others relax."""
