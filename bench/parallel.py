@@ -106,7 +106,8 @@ def run_jobs(executor: Executor | None, fn: Callable[..., Any], jobs: Iterable[t
                 result = JobResult(key, error=exc, attempts=attempt)
             except Exception as exc:  # noqa: BLE001 - a worker that raised: that job's error
                 result = JobResult(key, error=exc, attempts=attempt)
-            if window and not suspects and all(a == 1 for _, _, a in in_flight.values()):
+            retrying = suspects or any(a > 1 for _, _, a in in_flight.values())  # a suspect runs alone
+            if window and not retrying:
                 # keep the window full (its successor first, so that a worker never idles)
                 for next_key, next_args in itertools.islice(jobs, window - len(in_flight)):
                     refused = submit(next_key, next_args, 1)
