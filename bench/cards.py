@@ -69,8 +69,8 @@ SHIPPED_FAMILY_CARDS = (Path("denoisers/pos-qm9xtb-nf64-t05/final/card-determini
 #: Datasets whose molecules the QM9 families cannot take, with the shipped cards that
 #: a run on them uses instead (each joins when shipped).
 SHIPPED_CARDS_BY_DATASET: dict[str, tuple[Path, ...]] = {
-    "drugs-xtb": (Path("denoisers/edm-drugs-zinc-nf64-t05/epoch_0300/card.yml"),
-                  Path("denoisers/edm-drugs-zinc-nf64-t05/epoch_0300/card-deterministic.yml")),
+    "drugs-xtb": (Path("denoisers/edm-drugs-zinc-nf64-t05/epoch_0355/card.yml"),
+                  Path("denoisers/edm-drugs-zinc-nf64-t05/epoch_0355/card-deterministic.yml")),
 }
 
 
